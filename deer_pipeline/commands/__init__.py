@@ -1,0 +1,1 @@
+"""Sub-commands of ``deer-pipeline`` that are not owned by a library package."""
