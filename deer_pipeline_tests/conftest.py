@@ -1,0 +1,79 @@
+"""Shared fixtures: an isolated DEER_HOME with a real embedded PostgreSQL for the whole session.
+
+Every test run gets its own temporary DEER_HOME (so a developer's ``./.deer`` is never touched);
+the embedded server starts once per session and stops at the end. Tests that need a clean
+pipeline schema use ``clean_db``, which empties the data tables (not the migrations).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "camera-traps"
+
+_DATA_TABLES = (
+    "sightings, deer, embeddings, detection_corrections, detections, images, locations, "
+    "benchmark_runs"
+)
+
+
+@pytest.fixture(scope="session")
+def deer_home(tmp_path_factory: pytest.TempPathFactory):
+    """An isolated DEER_HOME with the embedded server running and migrated."""
+    home = tmp_path_factory.mktemp("deer_home")
+    saved = {k: os.environ.get(k) for k in ("DEER_HOME", "DEER_DATABASE_URL", "DAGSTER_HOME")}
+    os.environ["DEER_HOME"] = str(home)
+    os.environ.pop("DEER_DATABASE_URL", None)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    from deer_pipeline.db.connect import ensure_ready
+    from deer_pipeline.db.server import stop_server
+
+    ensure_ready()
+    yield home
+    stop_server()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def db_urls(deer_home):
+    """The embedded server's URLs (data and Dagster databases)."""
+    from deer_pipeline.db.connect import ensure_ready
+
+    return ensure_ready()
+
+
+@pytest.fixture
+def db_conn(db_urls):
+    """A connection to the data database, closed after the test."""
+    from deer_pipeline.db.connect import connect
+
+    conn = connect(db_urls.data)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def clean_db(db_urls):
+    """Empty the pipeline's data tables before the test; yields the URLs."""
+    from deer_pipeline.db.connect import connect
+
+    conn = connect(db_urls.data, autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"TRUNCATE {_DATA_TABLES} RESTART IDENTITY CASCADE")
+    conn.close()
+    return db_urls
+
+
+@pytest.fixture(scope="session")
+def camera_traps() -> Path:
+    """The real sample camera-trap photos (read-only, never copied into the project)."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"sample photos missing at {SHARED_DATA}")
+    return SHARED_DATA
