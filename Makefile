@@ -1,0 +1,34 @@
+# deer_pipeline: the two commands a new machine needs are `make run` and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip check
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the main job on the embedded default: database, demo data (when DEER_IMAGE_ROOT is unset),
+## every location materialized, then the Dagster UI with the daemon and sensor on 127.0.0.1:3000.
+run: install
+	$(BIN)/deer-pipeline run
+	$(BIN)/deer-pipeline dev
+
+## Lint and run the whole test suite (the same command CI runs).
+test: install
+	$(BIN)/ruff check deer_pipeline deer_pipeline_tests scripts
+	$(BIN)/python -m pytest -q -ra
+
+lint: install
+	$(BIN)/ruff check deer_pipeline deer_pipeline_tests scripts
+	$(BIN)/ruff format --check deer_pipeline deer_pipeline_tests scripts
+
+clean:
+	rm -rf $(VENV) .deer .pytest_cache .ruff_cache
