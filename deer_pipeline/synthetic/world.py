@@ -15,8 +15,18 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 LOCATION_NAMES = (
-    "North Ridge", "Creek Crossing", "Oak Flat", "Pine Hollow", "South Meadow", "Cedar Draw",
-    "Beaver Pond", "Old Orchard", "Fence Line", "Salt Lick", "Hemlock Bench", "Power Line Cut",
+    "North Ridge",
+    "Creek Crossing",
+    "Oak Flat",
+    "Pine Hollow",
+    "South Meadow",
+    "Cedar Draw",
+    "Beaver Pond",
+    "Old Orchard",
+    "Fence Line",
+    "Salt Lick",
+    "Hemlock Bench",
+    "Power Line Cut",
 )
 # (make, model, naming scheme); schemes are described in schedule.file_name.
 CAMERAS = (
@@ -27,7 +37,20 @@ CAMERAS = (
     ("Spypoint", "FORCE-20", "stamp"),
     ("Browning", "BTC-9PX", "img"),
 )
-SCENES = ("meadow", "forest", "creek", "ridge", "field", "forest", "meadow")
+SCENES = (
+    "ridge",
+    "creek",
+    "forest",
+    "forest",
+    "meadow",
+    "forest",
+    "creek",
+    "meadow",
+    "field",
+    "field",
+    "forest",
+    "meadow",
+)  # one per name in LOCATION_NAMES
 CLASSES = ("doe", "fawn", "buck")
 TAG_COLORS = ((230, 200, 30), (40, 160, 60), (220, 60, 40), (240, 240, 240), (60, 90, 200))
 
@@ -85,17 +108,25 @@ def make_locations(rng: np.random.Generator, count: int) -> list[Location]:
         base = LOCATION_NAMES[i % len(LOCATION_NAMES)]
         name = base if i < len(LOCATION_NAMES) else f"{base} {i // len(LOCATION_NAMES) + 1}"
         code = "".join(w[0] for w in base.split())[:3].upper() + (
-            str(i // len(LOCATION_NAMES) + 1) if i >= len(LOCATION_NAMES) else "")
+            str(i // len(LOCATION_NAMES) + 1) if i >= len(LOCATION_NAMES) else ""
+        )
         make, model, naming = CAMERAS[i % len(CAMERAS)]
-        out.append(Location(
-            index=i, name=name, code=code, make=make, model=model, naming=naming,
-            scene=SCENES[i % len(SCENES)],
-            horizon=float(rng.uniform(0.3, 0.45)),
-            strip_top=make == "Reconyx",
-            base_temp_c=float(rng.uniform(-2.0, 2.0)),
-            burst_interval_s=int(rng.integers(1, 3)),
-            weight=float(rng.uniform(0.7, 1.3)),
-        ))
+        out.append(
+            Location(
+                index=i,
+                name=name,
+                code=code,
+                make=make,
+                model=model,
+                naming=naming,
+                scene=SCENES[i % len(LOCATION_NAMES)],
+                horizon=float(rng.uniform(0.3, 0.45)),
+                strip_top=make == "Reconyx",
+                base_temp_c=float(rng.uniform(-2.0, 2.0)),
+                burst_interval_s=int(rng.integers(1, 3)),
+                weight=float(rng.uniform(0.7, 1.3)),
+            )
+        )
     return out
 
 
@@ -109,12 +140,27 @@ def _coat(rng: np.random.Generator) -> list[int]:
     return [int(c) for c in np.clip(base * light, 40, 210)]
 
 
+def _tint(rng: np.random.Generator, base, low: float, high: float) -> list[int]:
+    """Return ``base`` scaled by one random gain with a slight warm/cool shift."""
+    gain = rng.uniform(low, high)
+    warm = rng.uniform(-0.04, 0.04)
+    shift = np.array([1 + warm, 1.0, 1 - warm])
+    return [int(c) for c in np.clip(np.array(base) * gain * shift, 0, 255)]
+
+
 def _antlers(rng: np.random.Generator) -> dict:
     """Draw a per-individual antler shape (beam length, curl, tines, a broken tine)."""
     points = int(rng.choice([0, 1, 2, 2, 3, 3, 4]))
     tines = sorted(
-        [[float(rng.uniform(0.3, 0.95)), float(rng.uniform(0.35, 0.8)),
-          float(rng.uniform(-0.35, 0.35))] for _ in range(points)])
+        [
+            [
+                float(rng.uniform(0.3, 0.95)),
+                float(rng.uniform(0.35, 0.8)),
+                float(rng.uniform(-0.35, 0.35)),
+            ]
+            for _ in range(points)
+        ]
+    )
     return {
         "beam": float(rng.uniform(0.16, 0.3) if points else rng.uniform(0.1, 0.16)),
         "rise": float(rng.uniform(0.5, 1.3)),
@@ -123,7 +169,7 @@ def _antlers(rng: np.random.Generator) -> dict:
         "brow": float(rng.uniform(0.0, 0.35)) if rng.random() < 0.6 else 0.0,
         "tines": tines,
         "broken": int(rng.integers(0, points)) if points and rng.random() < 0.25 else -1,
-        "tone": [int(v) for v in rng.uniform([170, 150, 115], [225, 210, 175])],
+        "tone": _tint(rng, (205, 186, 150), 0.8, 1.1),
     }
 
 
@@ -131,26 +177,39 @@ def make_look(rng: np.random.Generator, cls: str) -> dict:
     """Draw the appearance of one individual: every field is used by the renderer."""
     coat = _coat(rng)
     patches = []
-    for _ in range(int(rng.integers(0, 4)) if cls != "fawn" else int(rng.integers(0, 2))):
+    for _ in range(int(rng.integers(1, 4)) if cls != "fawn" else int(rng.integers(0, 2))):
         lighter = rng.random() < 0.5
-        patches.append({
-            "u": float(rng.uniform(-0.75, 0.75)), "v": float(rng.uniform(-0.6, 0.5)),
-            "rx": float(rng.uniform(0.08, 0.22)), "ry": float(rng.uniform(0.12, 0.4)),
-            "angle": float(rng.uniform(0, math.pi)),
-            "gain": float(rng.uniform(1.35, 1.7) if lighter else rng.uniform(0.45, 0.65)),
-        })
+        patches.append(
+            {
+                "u": float(rng.uniform(-0.75, 0.75)),
+                "v": float(rng.uniform(-0.6, 0.5)),
+                "rx": float(rng.uniform(0.08, 0.22)),
+                "ry": float(rng.uniform(0.12, 0.4)),
+                "angle": float(rng.uniform(0, math.pi)),
+                "gain": float(rng.uniform(1.35, 1.7) if lighter else rng.uniform(0.45, 0.65)),
+            }
+        )
     scar = None
     if rng.random() < 0.3:
-        scar = {"u": float(rng.uniform(-0.6, 0.5)), "v": float(rng.uniform(-0.4, 0.3)),
-                "length": float(rng.uniform(0.25, 0.5)), "angle": float(rng.uniform(-0.8, 0.8))}
+        scar = {
+            "u": float(rng.uniform(-0.6, 0.5)),
+            "v": float(rng.uniform(-0.4, 0.3)),
+            "length": float(rng.uniform(0.25, 0.5)),
+            "angle": float(rng.uniform(-0.8, 0.8)),
+        }
     spots = []
     if cls == "fawn":
         for _ in range(int(rng.integers(18, 36))):
-            spots.append([float(rng.uniform(-0.85, 0.8)), float(rng.uniform(-0.85, 0.25)),
-                          float(rng.uniform(0.025, 0.05))])
+            spots.append(
+                [
+                    float(rng.uniform(-0.85, 0.8)),
+                    float(rng.uniform(-0.85, 0.25)),
+                    float(rng.uniform(0.025, 0.05)),
+                ]
+            )
     return {
         "coat": coat,
-        "belly": [int(v) for v in rng.uniform([205, 195, 180], [245, 240, 230])],
+        "belly": _tint(rng, (236, 229, 214), 0.88, 1.05),
         "leg_shade": float(rng.uniform(0.7, 0.95)),
         "back_shade": float(rng.uniform(0.6, 0.9)),
         "face_dark": float(rng.uniform(0.5, 0.9)),
@@ -161,7 +220,8 @@ def make_look(rng: np.random.Generator, cls: str) -> dict:
         "patches": patches,
         "scar": scar,
         "ear_notch": str(rng.choice(["none", "near", "far"], p=[0.6, 0.2, 0.2])),
-        "ear_tag": list(TAG_COLORS[int(rng.integers(len(TAG_COLORS)))]) if rng.random() < 0.15
+        "ear_tag": list(TAG_COLORS[int(rng.integers(len(TAG_COLORS)))])
+        if rng.random() < 0.15
         else None,
         "spots": spots,
         "antlers": _antlers(rng) if cls == "buck" else None,
@@ -188,13 +248,20 @@ def make_population(rng: np.random.Generator, count: int, n_locations: int) -> l
     adults, fawns = [], []
     for i in range(n_bucks + n_does):
         cls = "buck" if i < n_bucks else "doe"
-        home, weights = _home_range(rng, int(primaries[i]), n_locations,
-                                    0.6 if cls == "buck" else 0.4)
-        adults.append(Deer(
-            id="", cls=cls,
-            size=float(rng.uniform(1.0, 1.15) if cls == "buck" else rng.uniform(0.86, 1.0)),
-            home=home, home_weights=weights,
-            activity=float(rng.lognormal(0.0, 0.6)), look=make_look(rng, cls)))
+        home, weights = _home_range(
+            rng, int(primaries[i]), n_locations, 0.6 if cls == "buck" else 0.4
+        )
+        adults.append(
+            Deer(
+                id="",
+                cls=cls,
+                size=float(rng.uniform(1.0, 1.15) if cls == "buck" else rng.uniform(0.86, 1.0)),
+                home=home,
+                home_weights=weights,
+                activity=float(rng.lognormal(0.0, 0.6)),
+                look=make_look(rng, cls),
+            )
+        )
     does = [i for i, d in enumerate(adults) if d.cls == "doe"]
     for j in range(n_fawns):
         fawns.append((does[j % len(does)], float(rng.uniform(0.52, 0.66)), make_look(rng, "fawn")))
@@ -203,9 +270,18 @@ def make_population(rng: np.random.Generator, count: int, n_locations: int) -> l
     out = [replace(d, id=ids[i]) for i, d in enumerate(adults)]
     for j, (mother, size, look) in enumerate(fawns):
         m = out[mother]
-        out.append(Deer(
-            id=ids[len(adults) + j], cls="fawn", size=size, home=m.home,
-            home_weights=m.home_weights, activity=m.activity, mother=m.id, look=look))
+        out.append(
+            Deer(
+                id=ids[len(adults) + j],
+                cls="fawn",
+                size=size,
+                home=m.home,
+                home_weights=m.home_weights,
+                activity=m.activity,
+                mother=m.id,
+                look=look,
+            )
+        )
     return sorted(out, key=lambda d: d.id)
 
 
