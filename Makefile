@@ -3,8 +3,9 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint bench clean
+.PHONY: install browser run test lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +22,14 @@ run: install
 	$(BIN)/deer-pipeline run
 	$(BIN)/deer-pipeline dev
 
+## Headless Chromium and its driver for the browser test (Debian packages; needs root or sudo).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
+
 ## Lint and run the whole test suite (the same command CI runs).
-test: install
+test: install browser
 	$(BIN)/ruff check deer_pipeline deer_pipeline_tests scripts
 	$(BIN)/python -m pytest -q -ra
 
