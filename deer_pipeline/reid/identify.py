@@ -1,0 +1,240 @@
+"""Identify the deer of one camera location: reset, tracklets, gallery matching, in one transaction.
+
+A run is idempotent: it first removes the location's automatic sightings (``burst``, ``match``,
+``new``), recomputes the deer they belonged to and deletes deer left empty, then re-derives
+everything in ``captured_at`` order. Human decisions stay: ``manual`` sightings are never removed
+and their detections are not re-identified, and ``detection_corrections`` supply the class (which
+drives the sex constraint) or remove a ``not-deer`` detection from identities altogether. The
+whole run holds the identity lock, so runs for several locations queue instead of racing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from deer_pipeline.db.copy import copy_rows
+from deer_pipeline.reid.matching import Gallery, MatchConfig
+from deer_pipeline.reid.store import lock_identities, settle
+from deer_pipeline.reid.tracklets import Detection, LinkConfig, build_tracklets
+from deer_pipeline.reid.vectors import read_id_halfvecs
+
+_MODEL_VERSION = """
+SELECT e.model_version FROM embeddings e
+  JOIN detections d ON d.id = e.detection_id JOIN images i ON i.id = d.image_id
+ WHERE i.location_key = %s GROUP BY e.model_version ORDER BY count(*) DESC, e.model_version
+ LIMIT 1
+"""
+
+_RESET = """
+DELETE FROM sightings s USING detections d, images i
+ WHERE s.detection_id = d.id AND d.image_id = i.id AND i.location_key = %s
+   AND (s.method <> 'manual' OR EXISTS (SELECT 1 FROM detection_corrections c
+                                        WHERE c.detection_id = d.id AND c.class_name = 'not-deer'))
+RETURNING s.deer_id, s.detection_id, s.method
+"""
+
+_BY_METHOD = """
+SELECT s.method, count(*) FROM sightings s
+  JOIN detections d ON d.id = s.detection_id JOIN images i ON i.id = d.image_id
+ WHERE i.location_key = %s GROUP BY s.method
+"""
+
+_OCCUPIED = """
+SELECT d.image_id, s.deer_id FROM sightings s
+  JOIN detections d ON d.id = s.detection_id JOIN images i ON i.id = d.image_id
+ WHERE i.location_key = %s
+"""
+
+# The detections to identify: newest detector version with embeddings of this model, class after
+# corrections, not-deer and manually assigned detections left out; frame = rank in the burst.
+_PENDING = """
+WITH frames AS (
+    SELECT i.id, COALESCE(i.burst_id, i.id) AS burst, i.captured_at,
+           row_number() OVER (PARTITION BY COALESCE(i.burst_id, i.id)
+                              ORDER BY i.captured_at, i.rel_path) - 1 AS frame
+      FROM images i WHERE i.location_key = %(loc)s AND i.status = 'ok'),
+version AS (
+    SELECT d.model_version FROM detections d JOIN frames f ON f.id = d.image_id
+      JOIN embeddings e ON e.detection_id = d.id AND e.model_version = %(mv)s
+     ORDER BY d.created_at DESC, d.id DESC LIMIT 1)
+SELECT d.id, d.image_id, f.burst, f.frame, f.captured_at, COALESCE(c.class_name, d.class_name),
+       d.confidence, d.x1, d.y1, d.x2, d.y2
+  FROM detections d JOIN frames f ON f.id = d.image_id
+  JOIN embeddings e ON e.detection_id = d.id AND e.model_version = %(mv)s
+  LEFT JOIN detection_corrections c ON c.detection_id = d.id
+ WHERE d.model_version = (SELECT model_version FROM version)
+   AND c.class_name IS DISTINCT FROM 'not-deer'
+   AND NOT EXISTS (SELECT 1 FROM sightings s WHERE s.detection_id = d.id)
+ ORDER BY d.id
+"""
+
+SIGHTING_COLUMNS = [
+    ("detection_id", "int8"),
+    ("deer_id", "int8"),
+    ("similarity", "float4"),
+    ("method", "text"),
+    ("tracklet_key", "text"),
+]
+
+
+@dataclass
+class IdentityReport:
+    """What one run did, for the asset's metadata."""
+
+    location_key: str
+    model_version: str | None
+    detections: int = 0
+    tracklets: int = 0
+    tracklets_matched: int = 0
+    deer_new: int = 0
+    deer_matched: int = 0
+    sightings: Counter = field(default_factory=Counter)
+    removed_sightings: int = 0
+    deleted_deer: int = 0
+    match_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def ms_per_tracklet(self) -> float:
+        """Mean matching time per tracklet in milliseconds."""
+        return 1000.0 * self.match_seconds / self.tracklets if self.tracklets else 0.0
+
+
+def choose_model_version(cur, location_key: str) -> str | None:
+    """Return the embedding model that covers most of this location's detections (None: none)."""
+    cur.execute(_MODEL_VERSION, (location_key,))
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def reset_location(cur, location_key: str) -> tuple[int, set[int], dict[int, int]]:
+    """Remove the location's automatic sightings (and any of ``not-deer`` detections).
+
+    Returns:
+        (sightings removed, deer deleted, founder detection id -> id of a deleted deer).
+    """
+    cur.execute(_RESET, (location_key,))
+    removed = cur.fetchall()
+    touched = {deer_id for deer_id, _, _ in removed}
+    deleted = settle(cur, touched)
+    founders = {det: deer for deer, det, method in removed if method == "new" and deer in deleted}
+    return len(removed), deleted, founders
+
+
+def load_pending(cur, location_key: str, model_version: str) -> list[Detection]:
+    """Load the location's detections that need identities, with their embeddings."""
+    cur.execute(_PENDING, {"loc": location_key, "mv": model_version})
+    rows = cur.fetchall()
+    if not rows:
+        return []
+    ids, vectors = read_id_halfvecs(
+        cur,
+        "SELECT detection_id, embedding FROM embeddings"
+        " WHERE detection_id = ANY(%s) AND model_version = %s",
+        ([r[0] for r in rows], model_version),
+    )
+    by_id = dict(zip(ids.tolist(), vectors, strict=True))
+    return [
+        Detection(
+            id=r[0],
+            image_id=r[1],
+            burst=r[2],
+            frame=r[3],
+            captured_at=r[4],
+            class_name=r[5],
+            confidence=float(r[6]),
+            box=(r[7], r[8], r[9], r[10]),
+            embedding=by_id[r[0]],
+        )
+        for r in rows
+    ]
+
+
+def identify_location(
+    conn,
+    location_key: str,
+    match: MatchConfig | None = None,
+    link: LinkConfig | None = None,
+    model_version: str | None = None,
+) -> IdentityReport:
+    """Re-derive the identities of one location and commit.
+
+    Args:
+        conn: a psycopg2 connection (not autocommit); committed on success, rolled back on error.
+        location_key: the partition key.
+        match: gallery matching settings.
+        link: tracklet linking settings.
+        model_version: the embedding model to use; default the one covering most detections.
+
+    Returns:
+        Counts and timings of the run.
+    """
+    start = time.perf_counter()
+    try:
+        with conn.cursor() as cur:
+            lock_identities(cur)
+            version = model_version or choose_model_version(cur, location_key)
+            report = IdentityReport(location_key, version)
+            report.removed_sightings, deleted, founders = reset_location(cur, location_key)
+            report.deleted_deer = len(deleted)
+            if version is not None:
+                _identify(cur, report, location_key, version, match, link, founders)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _identify(
+    cur,
+    report: IdentityReport,
+    location_key: str,
+    version: str,
+    match: MatchConfig | None,
+    link: LinkConfig | None,
+    founders: dict[int, int],
+) -> None:
+    detections = load_pending(cur, location_key, version)
+    tracklets = build_tracklets(detections, link)
+    cur.execute(_OCCUPIED, (location_key,))
+    occupied: dict[int, set[int]] = {}
+    for image_id, deer_id in cur.fetchall():
+        occupied.setdefault(image_id, set()).add(deer_id)
+    gallery = Gallery(cur, version, match, occupied, founders)
+    rows: dict[str, list] = {name: [] for name, _ in SIGHTING_COLUMNS}
+    new: set[int] = set()
+    matched: set[int] = set()
+    t0 = time.perf_counter()
+    for tracklet in tracklets:
+        result = gallery.assign(tracklet)
+        for k, member in enumerate(tracklet.members):
+            method = result.method if k == 0 else "burst"
+            similarity = (
+                result.similarity
+                if method == "match"
+                else float(np.dot(member.embedding, tracklet.embedding))
+            )
+            for name, value in zip(
+                ("detection_id", "deer_id", "similarity", "method", "tracklet_key"),
+                (member.id, result.deer_id, similarity, method, tracklet.key),
+                strict=True,
+            ):
+                rows[name].append(value)
+        (new if result.method == "new" else matched).add(result.deer_id)
+    report.match_seconds = time.perf_counter() - t0
+    copy_rows(cur, "sightings", SIGHTING_COLUMNS, rows)
+    settle_ids = set(rows["deer_id"])
+    settle(cur, settle_ids, version)
+    report.detections = len(detections)
+    report.tracklets = len(tracklets)
+    report.tracklets_matched = len(tracklets) - len(new)
+    report.deer_new = len(new)
+    report.deer_matched = len(matched - new)
+    cur.execute(_BY_METHOD, (location_key,))
+    report.sightings = Counter(dict(cur.fetchall()))
