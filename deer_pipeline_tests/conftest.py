@@ -8,6 +8,8 @@ pipeline schema use ``clean_db``, which empties the data tables (not the migrati
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,9 +23,12 @@ _DATA_TABLES = (
 
 
 @pytest.fixture(scope="session")
-def deer_home(tmp_path_factory: pytest.TempPathFactory):
+def deer_home():
     """An isolated DEER_HOME with the embedded server running and migrated."""
-    home = tmp_path_factory.mktemp("deer_home")
+    # Not under tmp_path: pytest makes /tmp/pytest-of-<user> mode 0700, and as root the embedded
+    # server runs as its own system user, which must reach $DEER_HOME/pg.
+    home = Path(tempfile.mkdtemp(prefix="deer-home-"))
+    home.chmod(0o755)
     saved = {k: os.environ.get(k) for k in ("DEER_HOME", "DEER_DATABASE_URL", "DAGSTER_HOME")}
     os.environ["DEER_HOME"] = str(home)
     os.environ.pop("DEER_DATABASE_URL", None)
@@ -39,6 +44,7 @@ def deer_home(tmp_path_factory: pytest.TempPathFactory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
