@@ -118,6 +118,9 @@ def merge_deer(conn, keep: int, other: int, force: bool = False) -> dict:
 def split_sightings(conn, detection_ids: list[int]) -> dict:
     """Move sightings (by detection id) of one deer to a new deer, as ``manual`` sightings.
 
+    The sightings that stay with the old deer become ``manual`` too, so that no later run can
+    join the two groups again.
+
     Returns:
         ``{"deer": new id, "from": old id, "moved": n}``.
 
@@ -157,6 +160,11 @@ def split_sightings(conn, detection_ids: list[int]) -> dict:
             "UPDATE sightings SET deer_id = %s, method = 'manual', similarity = NULL"
             " WHERE detection_id = ANY(%s)",
             (new, ids),
+        )
+        # The sightings left behind are confirmed as well: otherwise a re-run could match them
+        # to the new deer and undo the split.
+        cur.execute(
+            "UPDATE sightings SET method = 'manual', similarity = NULL WHERE deer_id = %s", (old,)
         )
         settle(cur, {old, new}, old_mv)
         result = {"deer": new, "from": old, "moved": len(ids)}
