@@ -100,7 +100,7 @@ class FrameRenderer:
                 sprite = sprite.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
                 ax = sprite.width - ax
             speed_px = entry["speed"] * self.width * (0.5 + g)
-            blur = int(speed_px * (0.2 if night else 0.03))
+            blur = int(speed_px * (0.1 if night else 0.02))
             if night:
                 gain = 0.45 + 0.75 * min(g, 1.0)
                 grey = (
@@ -141,6 +141,10 @@ class FrameRenderer:
             if id(s) in kept
         ]
         layers += [(o.base, o.color, o.alpha, o.x, o.y) for o in occluders]
+        if not night and getattr(scene, "shadows", True):
+            for s in sprites:
+                if id(s) in kept:
+                    cast_shadow(frame, s[1]["x"] * self.width, s[5], s[2].width, s[2].height)
         for _, color, alpha, x, y in sorted(layers, key=lambda item: item[0]):
             frame.paste(color, (x, y), alpha)
         frame = self.finish(frame, spec, loc, night, rng)
@@ -161,6 +165,16 @@ class FrameRenderer:
             frame = frame.point(day_lut(when, float(rng.uniform(0.92, 1.06))))
         draw_strip(frame, loc, spec, when, self.font())
         return frame
+
+
+def cast_shadow(frame: Image.Image, x: float, y: float, width: int, height: int) -> None:
+    """Darken a soft ellipse on the ground under a deer standing at (x, y)."""
+    rx, ry = 0.42 * width, max(2.0, 0.05 * height)
+    pad = int(ry)
+    mask = Image.new("L", (int(2 * rx) + 2 * pad, int(2 * ry) + 2 * pad), 0)
+    ImageDraw.Draw(mask).ellipse([pad, pad, pad + 2 * rx, pad + 2 * ry], fill=80)
+    mask = mask.filter(ImageFilter.GaussianBlur(ry / 2))
+    frame.paste(0, (int(x - rx) - pad, int(y - ry) - pad), mask)
 
 
 def visible_boxes(sprites, occluders: list[Occluder], clip):

@@ -138,6 +138,8 @@ def _blade(draw, rng, x, y, length, width, color):
 class Scene:
     """The fixed scene of one location at one image size."""
 
+    shadows = True  # deer cast a soft shadow on this scene's ground by day
+
     def __init__(self, loc: Location, seed: int, width: int, height: int):
         self.loc, self.width, self.height = loc, width, height
         self.horizon = int(loc.horizon * height)
@@ -275,11 +277,19 @@ class Scene:
             r = w * (0.01 + 0.05 * g) * rng.uniform(0.5, 1.3)
             x = rng.uniform(0, w)
             base = rng.uniform(95, 150)
-            draw.ellipse([x - r, y - r * 0.6, x + r, y + r * 0.15], fill=(int(base * 0.55),) * 3)
-            draw.ellipse([x - r, y - r * 0.75, x + r * 0.9, y], fill=(int(base),) * 3)
+            ang = np.sort(rng.uniform(0, 2 * np.pi, 9))
+            rad = r * rng.uniform(0.75, 1.1, 9)
+            pts = [
+                (x + a * np.cos(t), y - r * 0.3 + 0.55 * a * np.sin(t))
+                for a, t in zip(rad, ang, strict=True)
+            ]
             draw.ellipse(
-                [x - r * 0.6, y - r * 0.7, x + r * 0.3, y - r * 0.4], fill=(int(base * 1.25),) * 3
+                [x - r * 1.1, y - r * 0.2, x + r * 1.1, y + r * 0.12], fill=(int(base * 0.62),) * 3
             )
+            draw.polygon(pts, fill=(int(base),) * 3)
+            top = [(px, py) for px, py in pts if py < y - r * 0.3]
+            if len(top) >= 3:
+                draw.polygon(top, fill=(int(base * 1.2),) * 3)
 
     def _grass(self, draw, rng, grass):
         w, h, hz = self.width, self.height, self.horizon

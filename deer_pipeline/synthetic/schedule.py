@@ -90,7 +90,7 @@ def pick_group(rng: np.random.Generator, world: World, loc: Location) -> list[De
     )
     order = rng.choice(len(adults), size=min(3, len(adults)), replace=False, p=w / w.sum())
     group = [adults[int(order[0])]]
-    if group[0].cls == "doe" and rng.random() < 0.7:
+    if group[0].cls == "doe" and rng.random() < 0.8:
         group += [d for d in world.deer if d.mother == group[0].id][: int(rng.integers(1, 3))]
     if len(order) > 1 and rng.random() < 0.22:
         group.append(adults[int(order[1])])
@@ -115,7 +115,10 @@ def plan_tracks(rng: np.random.Generator, group: list[Deer], n: int) -> list[lis
         walk = walking if deer.cls == "fawn" or k == 0 else rng.random() < 0.55
         face = facing if deer.cls == "fawn" or rng.random() < 0.7 else -facing
         speed = float(rng.uniform(0.025, 0.06)) if walk else float(rng.uniform(0.0, 0.008))
-        if walk and (rng.random() < 0.25 or late):
+        if k and not late and deer.cls == "fawn":  # a fawn keeps close to its mother
+            behind = -face * float(rng.uniform(0.06, 0.18)) if walk else rng.normal(0, 0.12)
+            x = tracks[0][0]["x"] + float(behind)
+        elif walk and (rng.random() < 0.25 or late):
             x = -0.15 - (0.2 * k if late else 0.0) if face > 0 else 1.15 + (0.2 * k if late else 0)
         elif walk:
             x = float(rng.uniform(0.1, 0.55) if face > 0 else rng.uniform(0.45, 0.9))

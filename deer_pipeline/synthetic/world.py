@@ -183,10 +183,10 @@ def make_look(rng: np.random.Generator, cls: str) -> dict:
             {
                 "u": float(rng.uniform(-0.75, 0.75)),
                 "v": float(rng.uniform(-0.6, 0.5)),
-                "rx": float(rng.uniform(0.08, 0.22)),
-                "ry": float(rng.uniform(0.12, 0.4)),
+                "rx": float(rng.uniform(0.12, 0.3)),
+                "ry": float(rng.uniform(0.2, 0.5)),
                 "angle": float(rng.uniform(0, math.pi)),
-                "gain": float(rng.uniform(1.35, 1.7) if lighter else rng.uniform(0.45, 0.65)),
+                "gain": float(rng.uniform(1.5, 1.9) if lighter else rng.uniform(0.4, 0.6)),
             }
         )
     scar = None
@@ -204,7 +204,7 @@ def make_look(rng: np.random.Generator, cls: str) -> dict:
                 [
                     float(rng.uniform(-0.85, 0.8)),
                     float(rng.uniform(-0.85, 0.25)),
-                    float(rng.uniform(0.025, 0.05)),
+                    float(rng.uniform(0.018, 0.035)),
                 ]
             )
     return {
@@ -262,7 +262,10 @@ def make_population(rng: np.random.Generator, count: int, n_locations: int) -> l
                 look=make_look(rng, cls),
             )
         )
-    does = [i for i, d in enumerate(adults) if d.cls == "doe"]
+    # Fawns follow the most active does first, so that fawns are seen even in small worlds.
+    does = sorted(
+        (i for i, d in enumerate(adults) if d.cls == "doe"), key=lambda i: -adults[i].activity
+    )
     for j in range(n_fawns):
         fawns.append((does[j % len(does)], float(rng.uniform(0.52, 0.66)), make_look(rng, "fawn")))
     order = rng.permutation(len(adults) + len(fawns))
