@@ -8,7 +8,8 @@ testable without a database and the write is just the rows that differ:
 - a file still being written keeps its old row, or has none yet;
 - byte-identical images (same SHA-256) within the location: one stays ``ok``, the others become
   ``duplicate`` pointing at it. The one kept is the row already ``ok`` if there is one (so a
-  restored copy never demotes an image that downstream assets have used), else the lowest id.
+  restored copy never demotes an image that downstream assets have used), else the lowest id
+  (new files get ids oldest first: the original, not the later copy).
   Identical files in *other* locations are left alone: a partition's rows depend only on its
   own folder, so materializing one location never changes another; they are only counted.
 - bursts are recomputed for the whole location (``bursts.assign_bursts``) over ok rows with an
@@ -123,7 +124,8 @@ def plan_location(
         present: every ``rel_path`` on disk now (read or not, pending included).
         found: inspections of the new or changed files read now and of newly broken links
             (outcomes ``image`` or ``failed``; ``pending`` and ``vanished`` ones are ignored).
-        new_ids: pre-drawn ids, consumed in ``rel_path`` order for files without a row.
+        new_ids: pre-drawn ascending ids, given to files without a row oldest first (by mtime,
+            then ``rel_path``), so of identical new files the oldest is the one kept.
         gap_s: burst gap in seconds.
 
     Returns:
@@ -132,7 +134,7 @@ def plan_location(
     plan = Plan(rows=[])
     rows = dict(stored)
     was_ok = {path for path, row in stored.items() if row.status == "ok"}
-    for item in sorted(found, key=lambda i: i.rel_path):
+    for item in sorted(found, key=lambda i: (i.mtime_ns or 0, i.rel_path)):
         if item.outcome not in ("image", "failed"):
             continue
         old = stored.get(item.rel_path)

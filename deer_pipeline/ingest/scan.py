@@ -101,20 +101,32 @@ def scan_location(root: Path, folder: str) -> ScanResult:
         result.found = False
         return result
     result.newest_ctime_ns = top_stat.st_ctime_ns
-    seen = {(top_stat.st_dev, top_stat.st_ino)}
-    # Each stack item: (absolute dir, rel prefix, (dev, ino) of the dirs on the path down to it).
-    stack = [(top, folder, frozenset(seen))]
-    while stack:
-        path, rel, ancestors = stack.pop()
-        _walk_dir(path, rel, ancestors, seen, stack, result)
+    seen: set[tuple[int, int]] = set()
+    # Folders to walk: (absolute path, rel path, (dev, ino), the (dev, ino) of its parents).
+    # Real folders are walked before folders reached through a symlink, so a file's rel_path is
+    # its real path whenever it has one, whatever order the file system lists entries in.
+    ident = (top_stat.st_dev, top_stat.st_ino)
+    stack = [(top, folder, ident, frozenset())]
+    linked: list = []
+    while stack or linked:
+        path, rel, ident, parents = stack.pop() if stack else linked.pop(0)
+        if ident in parents:
+            result.skipped["symlink_loops"] += 1
+            result.notes.append(f"{rel}: symlink loop (points back to a parent folder)")
+        elif ident in seen:
+            result.skipped["repeated_dirs"] += 1
+            result.notes.append(f"{rel}: folder already scanned through another path")
+        else:
+            seen.add(ident)
+            _walk_dir(path, rel, parents | {ident}, stack, linked, result)
     result.files.sort(key=lambda f: f.rel_path)
     result.broken_links.sort()
     return result
 
 
-def _walk_dir(path, rel, ancestors, seen, stack, result: ScanResult) -> None:
+def _walk_dir(path, rel, parents, stack, linked, result: ScanResult) -> None:
     try:
-        entries = list(os.scandir(path))
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
     except OSError as exc:
         result.skipped["unreadable_dirs"] += 1
         result.notes.append(f"{rel}: folder not readable ({exc.strerror or exc})")
@@ -147,18 +159,9 @@ def _walk_dir(path, rel, ancestors, seen, stack, result: ScanResult) -> None:
             if is_hidden(name):
                 result.skipped["hidden_dirs"] += 1
                 continue
-            ident = (st.st_dev, st.st_ino)
-            if ident in ancestors:
-                result.skipped["symlink_loops"] += 1
-                result.notes.append(f"{entry_rel}: symlink loop (points back to a parent folder)")
-                continue
-            if ident in seen:
-                result.skipped["repeated_dirs"] += 1
-                result.notes.append(f"{entry_rel}: folder already scanned through another path")
-                continue
-            seen.add(ident)
             result.newest_ctime_ns = max(result.newest_ctime_ns, st.st_ctime_ns)
-            stack.append((entry.path, entry_rel, ancestors | {ident}))
+            item = (entry.path, entry_rel, (st.st_dev, st.st_ino), parents)
+            (linked if entry.is_symlink() else stack).append(item)
         elif stat.S_ISREG(st.st_mode):
             if is_hidden(name):
                 result.skipped["hidden_files"] += 1
