@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from deer_pipeline.synthetic.deer import render_deer
-from deer_pipeline.synthetic.scene import Occluder, Scene
+from deer_pipeline.synthetic.occluders import Occluder
+from deer_pipeline.synthetic.scene import Scene
 from deer_pipeline.synthetic.schedule import is_night
 from deer_pipeline.synthetic.world import World
 

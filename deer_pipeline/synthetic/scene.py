@@ -1,20 +1,17 @@
-"""Procedural scenery of one camera location: background plate and foreground occluders.
+"""Procedural scenery of one camera location: the background plate, by day and at night.
 
 A trail camera is strapped to a tree and never moves, so each location has one fixed scene (sky,
-tree line, trunks, rocks, grass, sometimes a creek) in its own palette, plus things close to the
-lens that hide parts of passing deer (tall grass, a bush, a trunk, a hanging branch). Each occluder
-has a ground line: a deer whose feet stand behind that line is drawn behind it. Night versions are
-the infrared look of the same scene: grey, lit by the flash (bright near, dark far), slightly soft.
+tree line, trunks, rocks, grass, sometimes a creek) in its own palette, plus the foreground
+occluders of ``occluders.py``. The night version is the infrared look of the same scene: grey, lit
+by the flash (bright near, dark far), slightly soft. Scenes are built once per process and cached.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
-
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from deer_pipeline.synthetic.occluders import Occluder, blade, paint_occluders
 from deer_pipeline.synthetic.world import Location
 
 PALETTES = {
@@ -67,36 +64,6 @@ PALETTES = {
 }
 
 
-@dataclass
-class Occluder:
-    """Something in front of the background that hides deer standing behind its ground line."""
-
-    image: Image.Image
-    x: int
-    y: int
-    base: float
-
-    @property
-    def width(self) -> int:
-        """Return the occluder's width in pixels."""
-        return self.image.width
-
-    @property
-    def height(self) -> int:
-        """Return the occluder's height in pixels."""
-        return self.image.height
-
-    @cached_property
-    def alpha(self) -> Image.Image:
-        """Return the occluder's alpha band."""
-        return self.image.getchannel("A")
-
-    @cached_property
-    def color(self) -> Image.Image:
-        """Return the occluder without alpha, in the frame's mode (RGB by day, L at night)."""
-        return self.image.convert("RGB" if self.image.mode == "RGBA" else "L")
-
-
 def _jitter(rng, color, amount=0.08):
     """Return ``color`` with a random per-location gain."""
     g = rng.uniform(1 - amount, 1 + amount, 3)
@@ -122,17 +89,6 @@ def _gradient(top, bottom, height, width) -> np.ndarray:
     t = np.linspace(0, 1, max(height, 1), dtype=np.float32)[:, None, None]
     col = np.array(top, np.float32) * (1 - t) + np.array(bottom, np.float32) * t
     return np.broadcast_to(col, (height, width, 3))
-
-
-def _blade(draw, rng, x, y, length, width, color):
-    """Draw one bent grass blade from its root at (x, y)."""
-    bend = rng.normal(0, 0.25) * length
-    draw.line(
-        [(x, y), (x + bend * 0.4, y - length * 0.55), (x + bend, y - length)],
-        fill=color,
-        width=max(1, int(width)),
-        joint="curve",
-    )
 
 
 class Scene:
@@ -168,11 +124,11 @@ class Scene:
         rng = np.random.default_rng(self.rng_seed)
         pal = [_jitter(rng, c) for c in PALETTES[self.loc.scene]]
         day = self._paint(rng, pal)
-        occ = self._paint_occluders(rng, pal)
+        occ = paint_occluders(rng, pal, self.loc.scene, self.width, self.height, self.ground_y)
         self._cache[("bg", False)] = day
         self._cache[("occ", False)] = occ
         self._cache[("bg", True)] = self._infrared(day)
-        self._cache[("occ", True)] = [Occluder(_ir_sprite(o.image), o.x, o.y, o.base) for o in occ]
+        self._cache[("occ", True)] = [o.infrared() for o in occ]
 
     def _paint(self, rng, pal) -> Image.Image:
         w, h, hz = self.width, self.height, self.horizon
@@ -303,7 +259,7 @@ class Scene:
         for y in ys:
             depth = (y - hz) / (h - hz)
             g = rng.uniform(0.7, 1.3)
-            _blade(
+            blade(
                 draw,
                 rng,
                 rng.uniform(0, w),
@@ -312,90 +268,6 @@ class Scene:
                 w / 1920 * (1 + 2 * depth),
                 tuple(int(min(255, v * g)) for v in grass),
             )
-
-    def _paint_occluders(self, rng, pal) -> list[Occluder]:
-        w, h = self.width, self.height
-        kinds = {
-            "meadow": ("grass", "bush"),
-            "forest": ("trunk", "bush"),
-            "creek": ("grass", "branch"),
-            "ridge": ("bush", "branch"),
-            "field": ("grass",),
-        }[self.loc.scene]
-        out = []
-        for kind in kinds:
-            if kind == "grass":
-                hh = int(h * rng.uniform(0.08, 0.16))
-                x0 = int(rng.uniform(-0.2, 0.4) * w)
-                span = int(rng.uniform(0.4, 0.9) * w)
-                img = Image.new("RGBA", (span, hh), (0, 0, 0, 0))
-                d = ImageDraw.Draw(img)
-                for _ in range(int(span / w * 900)):
-                    gcol = tuple(int(min(255, v * rng.uniform(0.6, 1.25))) for v in pal[5])
-                    _blade(
-                        d,
-                        rng,
-                        rng.uniform(0, span),
-                        hh,
-                        hh * rng.uniform(0.4, 1.0),
-                        w / 1920 * rng.uniform(2, 5),
-                        gcol + (255,),
-                    )
-                out.append(Occluder(img, x0, h - hh, float("inf")))
-            elif kind == "bush":
-                r = w * rng.uniform(0.06, 0.11)
-                img = Image.new("RGBA", (int(4 * r), int(2.4 * r)), (0, 0, 0, 0))
-                d = ImageDraw.Draw(img)
-                for _ in range(90):
-                    lr = r * rng.uniform(0.15, 0.35)
-                    cx = 2 * r + float(np.clip(rng.normal(0, 0.7 * r), -1.6 * r, 1.6 * r))
-                    cy = 1.4 * r + float(np.clip(rng.normal(0, 0.45 * r), -1.0 * r, 0.6 * r))
-                    leaf = tuple(int(min(255, v * rng.uniform(0.55, 1.2))) for v in pal[2])
-                    d.ellipse([cx - lr, cy - lr * 0.7, cx + lr, cy + lr * 0.7], fill=leaf + (255,))
-                g = rng.uniform(0.35, 0.85)
-                base = self.ground_y(g)
-                out.append(
-                    Occluder(img, int(rng.uniform(-0.05, 0.85) * w), int(base - 2.1 * r), base)
-                )
-            elif kind == "trunk":
-                tw = int(w * rng.uniform(0.04, 0.08))
-                base = self.ground_y(rng.uniform(0.55, 0.95))
-                img = Image.new("RGBA", (tw, int(base) + 5), (0, 0, 0, 0))
-                d = ImageDraw.Draw(img)
-                d.rectangle([0, 0, tw, base + 5], fill=pal[6] + (255,))
-                for _ in range(6):
-                    sx = rng.uniform(0, tw)
-                    d.line(
-                        [(sx, 0), (sx, base)],
-                        fill=tuple(int(v * 0.7) for v in pal[6]) + (255,),
-                        width=max(1, tw // 12),
-                    )
-                x = int(
-                    (rng.uniform(0.02, 0.25) if rng.random() < 0.5 else rng.uniform(0.7, 0.93)) * w
-                )
-                out.append(Occluder(img, x, 0, base))
-            else:
-                bw, bh = int(w * rng.uniform(0.2, 0.35)), int(h * rng.uniform(0.15, 0.3))
-                img = Image.new("RGBA", (bw, bh), (0, 0, 0, 0))
-                d = ImageDraw.Draw(img)
-                d.line(
-                    [(0, 0), (bw * 0.6, bh * 0.5), (bw, bh * 0.6)],
-                    fill=pal[6] + (255,),
-                    width=max(2, w // 300),
-                )
-                for _ in range(70):
-                    t = rng.random()
-                    cx, cy = (
-                        bw * t + rng.normal(0, bw * 0.05),
-                        bh * 0.55 * t + rng.normal(0, bh * 0.12),
-                    )
-                    lr = w * rng.uniform(0.008, 0.02)
-                    leaf = tuple(int(min(255, v * rng.uniform(0.6, 1.3))) for v in pal[2])
-                    d.ellipse([cx - lr, cy - lr * 0.5, cx + lr, cy + lr * 0.5], fill=leaf + (255,))
-                right = rng.random() < 0.5
-                img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if right else img
-                out.append(Occluder(img, w - bw if right else 0, 0, float("inf")))
-        return out
 
     def _infrared(self, day: Image.Image) -> Image.Image:
         """Return the infrared night plate: grey, flash falloff with depth, dark sky, soft."""
@@ -411,9 +283,3 @@ class Scene:
         out[: int(hz * 0.8)] *= 0.25
         img = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "L")
         return img.filter(ImageFilter.GaussianBlur(max(0.5, w / 1920)))
-
-
-def _ir_sprite(img: Image.Image) -> Image.Image:
-    """Return the infrared (LA) version of a near RGBA occluder: the flash over-exposes it."""
-    grey = img.convert("RGB").convert("L").point(lambda v: min(255, int(v * 1.9 + 30)))
-    return Image.merge("LA", (grey, img.getchannel("A")))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deer_pipeline.synthetic.occluders import Occluder
 from deer_pipeline.synthetic.render import FrameRenderer, strip_height
-from deer_pipeline.synthetic.scene import Occluder
 from deer_pipeline.synthetic.world import make_world
 
 W, H = 640, 360
