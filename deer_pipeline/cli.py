@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "deer_pipeline.commands.dev",
     "deer_pipeline.commands.run",
     "deer_pipeline.synthetic.commands",
+    "deer_pipeline.reid.commands",
+    "deer_pipeline.exports.commands",
 ]
 
 

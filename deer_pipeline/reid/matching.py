@@ -11,8 +11,10 @@ The caller holds the identity lock and owns the transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -95,6 +97,24 @@ class MatchConfig:
     threshold: float = DEFAULT_THRESHOLD
     ef_search: int = 100
     candidates: int = 10
+
+
+def default_match_config() -> MatchConfig:
+    """Return the matching settings for the configured re-ID weights.
+
+    The similarity threshold depends on the model, so the trainer writes the one it chose next to
+    the weights (``deer_reid_resnet50.json``, key ``match_threshold``); without such a file the
+    built-in ``DEFAULT_THRESHOLD`` applies.
+    """
+    from deer_pipeline.config import reid_weights
+
+    weights = Path(reid_weights())
+    sidecar = weights.with_suffix(".json")
+    if weights.is_file() and sidecar.is_file():
+        value = json.loads(sidecar.read_text(encoding="utf-8")).get("match_threshold")
+        if isinstance(value, int | float) and 0.0 < value < 1.0:
+            return MatchConfig(threshold=float(value))
+    return MatchConfig()
 
 
 @dataclass(frozen=True)
