@@ -4,8 +4,11 @@ import os
 
 import dagster as dg
 
+from deer_pipeline.assets.raw_images import raw_images
 from deer_pipeline.jobs import pipeline_job
 from deer_pipeline.resources.database import DatabaseResource
+from deer_pipeline.resources.images import ImageRootResource
+from deer_pipeline.sensors import new_images_sensor
 
 
 def _database() -> DatabaseResource:
@@ -15,9 +18,16 @@ def _database() -> DatabaseResource:
 
 
 defs = dg.Definitions(
-    assets=[],
+    assets=[
+        raw_images,
+    ],
     jobs=[pipeline_job],
-    sensors=[],
-    resources={"database": _database()},
+    sensors=[
+        new_images_sensor,
+    ],
+    resources={
+        "database": _database(),
+        "image_root": ImageRootResource(),
+    },
     executor=dg.in_process_executor,
 )

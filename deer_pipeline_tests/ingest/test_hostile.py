@@ -74,10 +74,10 @@ def test_every_hostile_file_gets_a_row_or_a_count(tmp_path, clean_db, db_conn):
 
 
 def test_pixel_limit_is_configurable(tmp_path, clean_db, db_conn):
-    photos.write(tmp_path / "big" / "a.jpg", photos.jpeg_bytes(1, size=(400, 300)))
-    ingest(db_conn, tmp_path, "big", max_pixels=100_000)
+    photos.write(tmp_path / "big" / "a.jpg", photos.jpeg_bytes(1, size=(120, 90)))
+    ingest(db_conn, tmp_path, "big", max_pixels=10_000)
     (row,) = rows(db_conn, "big").values()
-    assert row["status"] == "failed" and row["error"].startswith("refused: 400x300 pixels")
+    assert row["status"] == "failed" and row["error"].startswith("refused: 120x90 pixels")
 
 
 def test_corrupt_exif_keeps_the_image_with_a_note(tmp_path, clean_db, db_conn):

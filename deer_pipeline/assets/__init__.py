@@ -1,0 +1,1 @@
+"""Dagster assets, one module per stage; all but the benchmark are partitioned by location."""
