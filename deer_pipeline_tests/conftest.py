@@ -83,3 +83,22 @@ def camera_traps() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"sample photos missing at {SHARED_DATA}")
     return SHARED_DATA
+
+
+_ARTIFACTS: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """A folder for files a person should look at (screenshots, plots); listed after the run."""
+    folder = Path(os.environ.get("DEER_TEST_ARTIFACTS", Path.cwd() / "test-artifacts")).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    _ARTIFACTS.append(str(folder))
+    return folder
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say where the artifacts went, so the test log names the screenshot's folder."""
+    for folder in _ARTIFACTS:
+        for path in sorted(Path(folder).glob("*")):
+            terminalreporter.write_line(f"artifact: {path}")

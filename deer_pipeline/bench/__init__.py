@@ -1,0 +1,1 @@
+"""Benchmarks: throughput per stage, measured side by side in one run (no Dagster imports)."""
