@@ -102,7 +102,10 @@ def allocate_ids(cursor, count: int) -> list[int]:
 
 
 def write_rows(cursor, rows: list[ImageRow]) -> int:
-    """Upsert rows (by ``rel_path``) through a binary-COPY staging table; returns the count."""
+    """Upsert rows (by ``rel_path``) through a binary-COPY staging table; returns the count.
+
+    Call once per transaction: the staging table empties itself at commit.
+    """
     if not rows:
         return 0
     cursor.execute(
@@ -115,7 +118,6 @@ def write_rows(cursor, rows: list[ImageRow]) -> int:
         f"INSERT INTO images ({_SELECT}) SELECT {_SELECT} FROM ingest_stage ORDER BY id "
         f"ON CONFLICT (rel_path) DO UPDATE SET {_UPDATE}, ingested_at = now()"
     )
-    cursor.execute("TRUNCATE ingest_stage")
     return len(rows)
 
 
