@@ -53,6 +53,9 @@ def register(subparsers) -> None:
         help="ultralytics image cache (default none)",
     )
     t.add_argument("--val-each-epoch", action="store_true", help="validate after every epoch")
+    t.add_argument(
+        "--max-minutes", type=float, default=None, help="stop after the epoch that passes this"
+    )
     t.set_defaults(func=train_detector_command)
 
 
@@ -103,6 +106,7 @@ def train_detector_command(args: argparse.Namespace) -> int:
         work_dir=args.work_dir,
         cache=False if args.cache == "none" else args.cache,
         val_each_epoch=args.val_each_epoch,
+        max_minutes=args.max_minutes,
     )
     print(metrics["readme_line"])
     print(json.dumps(metrics))

@@ -127,6 +127,16 @@ def ci_holdout_map50(weights: str | Path, device: str | None = None) -> dict:
         )
 
 
+def _time_cap(start: float, minutes: float):
+    """Return an ultralytics callback that stops training once ``minutes`` have passed."""
+
+    def stop_when_late(trainer) -> None:
+        if time.perf_counter() - start > minutes * 60:
+            trainer.stop = True
+
+    return stop_when_late
+
+
 def train_detector(
     data: str | Path,
     out: str | Path,
@@ -139,6 +149,7 @@ def train_detector(
     work_dir: str | Path = "runs/detector",
     cache: str | bool = False,
     val_each_epoch: bool = False,
+    max_minutes: float | None = None,
 ) -> dict:
     """Train YOLOv8n from scratch on a generated dataset and save the stripped weights.
 
@@ -155,6 +166,8 @@ def train_detector(
         work_dir: where ultralytics writes its run (weights, results.csv).
         cache: ultralytics image cache: False, ``ram`` or ``disk``.
         val_each_epoch: validate after every epoch (slower); otherwise only after the last.
+        max_minutes: a safety cap: stop after the epoch during which training passes this many
+            minutes (the model of that epoch is validated and kept).
 
     Returns:
         The metrics that are also written to ``<out>.json``.
@@ -168,6 +181,8 @@ def train_detector(
     on_cpu = device == "cpu"
     start = time.perf_counter()
     model = yolo("yolov8n.yaml")
+    if max_minutes:
+        model.add_callback("on_train_epoch_end", _time_cap(start, max_minutes))
     model.train(
         data=str(yaml),
         epochs=epochs,
@@ -202,6 +217,7 @@ def train_detector(
         "device": device,
         "train_images": len(load_ground_truth(data)["images"]),
         "train_seconds": round(train_seconds, 1),
+        "epochs_done": int(model.trainer.epoch) + 1,
         "val_split": {
             "map50": round(float(split.get("metrics/mAP50(B)", 0.0)), 4),
             "map50_95": round(float(split.get("metrics/mAP50-95(B)", 0.0)), 4),
