@@ -33,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="Dagster asset selection, e.g. 'raw_images' or 'raw_images+' (default: all)",
     )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="console log level of the runs (the UI keeps every event; default WARNING)",
+    )
     parser.set_defaults(func=run_command)
 
 
@@ -77,11 +83,11 @@ def _selected_keys(selection: str | None):
 def _summarize(result) -> list[str]:
     lines = []
     for event in result.get_asset_materialization_events():
-        mat = event.asset_materialization
+        mat = event.materialization
         counts = [
             f"{label}={entry.value}"
             for label, entry in mat.metadata.items()
-            if isinstance(getattr(entry, "value", None), int) and not isinstance(entry.value, bool)
+            if type(getattr(entry, "value", None)) is int
         ]
         lines.append(f"  {mat.asset_key.to_user_string()}: {' '.join(counts) or 'materialized'}")
     return lines
@@ -121,6 +127,7 @@ def run_command(args: argparse.Namespace) -> int:
         result = dg.execute_job(
             dg.reconstructable(pipeline_job),
             instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
             tags={"dagster/partition": loc.key, "deer/launched_by": "cli"},
             asset_selection=keys,
         )
