@@ -7,7 +7,8 @@
 # expect about 3-4 minutes: data ~20 s, training 50 epochs ~2.5-3 min (hard cap MAX_MINUTES),
 # evaluations ~20 s. Environment overrides: PYTHON, WORK, TRAIN_IMAGES, HELDOUT_IMAGES, EPOCHS,
 # MAX_MINUTES, DEVICE, BATCH, GEN_WORKERS, LOADER_WORKERS, MODEL_OUT (DEVICE=cpu with tiny
-# numbers and MODEL_OUT elsewhere is a smoke test). When $OUT is set (e.g. by a remote runner), weights and metrics are copied there.
+# numbers and MODEL_OUT elsewhere is a smoke test). When $OUT is set (e.g. by a remote runner),
+# the weights and metrics are copied there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -101,9 +101,9 @@ def _bezier(p0, p1, p2, n=10):
     return out
 
 
-def _antler(pen: _Pen, spec: dict, base, fwd, up, gain: float, scale: float):
+def _antler(pen: _Pen, spec: dict, base, fwd, up, gain: float):
     """Draw one antler in the head's frame (``fwd`` along the muzzle, ``up`` above the skull)."""
-    L = spec["beam"] * scale
+    L = spec["beam"]
 
     def at(f, u):
         return (base[0] + f * fwd[0] + u * up[0], base[1] + f * fwd[1] + u * up[1])
@@ -112,7 +112,7 @@ def _antler(pen: _Pen, spec: dict, base, fwd, up, gain: float, scale: float):
     local = _bezier((0, 0), (-0.45 * L, 0.9 * L * rise), (0.55 * L * curl, 0.95 * L * rise))
     beam = [at(f, u) for f, u in local]
     color = _shade(spec["tone"], gain)
-    pen.line(beam, color, 0.024 * scale)
+    pen.line(beam, color, 0.024)
     if spec["brow"] > 0:
         pen.line(
             [
@@ -120,28 +120,28 @@ def _antler(pen: _Pen, spec: dict, base, fwd, up, gain: float, scale: float):
                 at(0.02 * L + 0.6 * spec["brow"] * L, 0.12 * L + spec["brow"] * L),
             ],
             color,
-            0.015 * scale,
+            0.015,
         )
     for i, (t, length, ang) in enumerate(spec["tines"]):
         f, u = local[min(len(local) - 1, int(t * (len(local) - 1)))]
         length *= L * (0.45 if i == spec["broken"] else 1.0)
         tip = (f + length * math.sin(ang), u + length * math.cos(ang))
-        pen.line([at(f, u), at(*tip)], color, 0.016 * scale)
+        pen.line([at(f, u), at(*tip)], color, 0.016)
 
 
-def _head(pen: _Pen, look, cls, hc, a, night, scale, near: bool):
-    """Draw the head, ears, face, eye and (for the near side) antlers and ear tag."""
+def _head(pen: _Pen, look, cls, hc, a, night):
+    """Draw ears (with notch and tag), antlers, head, face and eye; ``a`` is the muzzle angle."""
     coat = look["coat"]
     fwd = (math.cos(a), math.sin(a))
     up = (math.sin(a), -math.cos(a))
-    hs = scale * (1.2 if cls == "fawn" else 1.0)
+    hs = 1.2 if cls == "fawn" else 1.0
 
     def at(f, u):
         return (hc[0] + f * fwd[0] + u * up[0], hc[1] + f * fwd[1] + u * up[1])
 
     ear_dir = math.atan2(-0.6 * fwd[1] + up[1], -0.6 * fwd[0] + up[0])
     el = 0.075 * look["ear_len"] * hs
-    for side in ("far", "near") if near else ():
+    for side in ("far", "near"):
         off = -0.035 * hs if side == "far" else 0.0
         base = at(-0.045 * hs + off, 0.05 * hs)
         ec = (base[0] + el * math.cos(ear_dir), base[1] + el * math.sin(ear_dir))
@@ -167,13 +167,11 @@ def _head(pen: _Pen, look, cls, hc, a, night, scale, near: bool):
             )
         if side == "near" and look["ear_tag"]:
             pen.ellipse(*ec, 0.022 * hs, 0.018 * hs, tuple(look["ear_tag"]) + (255,))
-    if not near:
-        return
     if look["antlers"]:
         abase = at(-0.03 * hs, 0.055 * hs)
         spec = look["antlers"]
         far_base = (abase[0] - spec["spread"] * fwd[0], abase[1] - spec["spread"] * fwd[1])
-        _antler(pen, spec, far_base, fwd, up, 0.72, scale)
+        _antler(pen, spec, far_base, fwd, up, 0.72)
     pen.ellipse(*hc, 0.1 * hs, 0.068 * hs, _shade(coat, 1.0), a)
     pen.ellipse(*at(0.11 * hs, -0.012 * hs), 0.08 * hs, 0.045 * hs, _shade(coat, 0.95), a)
     pen.ellipse(*at(0.0, 0.03 * hs), 0.07 * hs, 0.03 * hs, _shade(coat, look["face_dark"]), a)
@@ -186,7 +184,7 @@ def _head(pen: _Pen, look, cls, hc, a, night, scale, near: bool):
     else:
         pen.ellipse(*eye, 0.014 * hs, 0.012 * hs, (18, 16, 16, 255))
     if look["antlers"]:
-        _antler(pen, look["antlers"], abase, fwd, up, 1.0, scale)
+        _antler(pen, look["antlers"], abase, fwd, up, 1.0)
 
 
 def _body_details(pen: _Pen, look, tx, ty, rx, ry):
@@ -262,7 +260,7 @@ def render_deer(
             _shade(low_c, g),
         )
     hc, a = _head_pose(look, ty, head)
-    _head(pen, look, cls, hc, a, night, 1.0, near=True)
+    _head(pen, look, cls, hc, a, night)
     img, (ox, oy) = pen.finish()
     anchor = ((0.0 - X0) * length_px - ox, (0.0 - Y0) * length_px - oy)
     return _texture(img, anchor, look, ty, ry, length_px, oy)
