@@ -86,17 +86,22 @@ def new_images_sensor(
     state: dict[str, dict] = {}
     requests, waiting = [], []
     for loc in locations:
-        if loc.key in previous:
-            state[loc.key] = previous[loc.key]
         fp = fingerprint_location(root, loc.folder)
-        if fp.files == 0 or previous.get(loc.key, {}).get("digest") == fp.digest:
-            continue
+        old = previous.get(loc.key)
+        if old is not None:
+            state[loc.key] = old
+            if old.get("digest") == fp.digest:
+                continue
         if not fp.settled(image_root.settle_seconds):
             waiting.append(loc.key)
             continue
         state[loc.key] = _state(fp)
-        if loc.key in known and last_ingested_digest(context.instance, loc.key) == fp.digest:
-            continue
+        if loc.key in known:
+            last = last_ingested_digest(context.instance, loc.key)
+            if last == fp.digest or (fp.files == 0 and last is None):
+                continue  # ingested already, or empty and never ingested
+        elif fp.files == 0:
+            continue  # a new empty folder: a partition now, a run when photos arrive
         requests.append(
             dg.RunRequest(
                 run_key=f"{loc.key}:{fp.digest[:16]}:{fp.newest_ctime_ns}",

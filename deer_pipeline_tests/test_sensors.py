@@ -98,3 +98,6 @@ def test_a_listing_already_ingested_needs_no_run_even_without_cursor(tmp_path, c
     fresh = tick(instance, tmp_path, None)  # e.g. `deer-pipeline run` did it, or cursor lost
     assert runs(fresh) == [SOUTH] and added(fresh) == []
     assert set(load_cursor(fresh.cursor)) == {"North", SOUTH}
+    (tmp_path / "North" / "a.jpg").unlink()  # emptied: its rows must become missing
+    emptied = tick(instance, tmp_path, fresh.cursor)
+    assert runs(emptied) == ["North"]

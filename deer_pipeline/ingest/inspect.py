@@ -42,7 +42,7 @@ class ImageFacts:
     orientation: int
     format: str
     color_mode: str
-    captured: CaptureTime
+    captured: CaptureTime | None
     make: str | None
     model: str | None
     serial: str | None

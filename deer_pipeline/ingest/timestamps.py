@@ -73,7 +73,7 @@ def time_from_filename(name: str) -> tuple[datetime, bool] | None:
 
 def capture_time(
     datetime_original: str | None, datetime_ifd0: str | None, name: str, mtime_ns: int
-) -> CaptureTime:
+) -> CaptureTime | None:
     """Choose the capture time of one file.
 
     Args:
@@ -83,7 +83,8 @@ def capture_time(
         mtime_ns: the file's modification time (local time of this machine is used).
 
     Returns:
-        The first usable time of the four sources.
+        The first usable time of the four sources; None only when none is usable (no EXIF
+        time, no date in the name, and an mtime a datetime cannot hold).
     """
     value = parse_exif_datetime(datetime_original)
     if value is not None:
@@ -94,4 +95,8 @@ def capture_time(
     found = time_from_filename(name)
     if found is not None:
         return CaptureTime(found[0], "filename", found[1])
-    return CaptureTime(datetime.fromtimestamp(mtime_ns // 1_000_000_000), "file_mtime", False)
+    try:
+        value = datetime.fromtimestamp(mtime_ns // 1_000_000_000)
+    except (ValueError, OverflowError, OSError):  # an mtime beyond year 9999 (or before 1)
+        return None
+    return CaptureTime(value, "file_mtime", False)

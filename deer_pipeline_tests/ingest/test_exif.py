@@ -101,3 +101,9 @@ def test_capture_time_priority():
     assert capture_time("garbage", None, name, mtime).source == "filename"
     fallback = capture_time(None, None, "IMG_0001.jpg", mtime)
     assert fallback == type(fallback)(datetime(2022, 2, 2, 2, 2, 2), "file_mtime", False)
+
+
+def test_an_mtime_no_datetime_can_hold_gives_no_capture_time():
+    assert capture_time(None, None, "IMG_0001.jpg", 10**30) is None
+    facts = describe_image(photos.jpeg_bytes(1), "IMG_0001.jpg", 10**30, 10**8)
+    assert facts.captured is None and facts.width == 64
