@@ -1,7 +1,8 @@
 """Ingest one camera location incrementally: the library behind the ``raw_images`` asset.
 
 1. Walk the folder (``scan``) and load the location's stored rows.
-2. A file whose size and mtime match its row is unchanged and not read again. A new or changed
+2. A file whose size and mtime match its row is unchanged and not read again (unless its row
+   says it was missing or unreadable: permissions and I/O errors are retried). A new or changed
    file that changed during the last ``settle_s`` seconds (by ctime, which every write moves) is
    left for the next run, as is one whose size or mtime moves while it is read.
 3. Read, hash and describe the rest in a thread pool (``inspect``).
@@ -23,7 +24,7 @@ from pathlib import Path
 from deer_pipeline.ingest import store
 from deer_pipeline.ingest.bursts import DEFAULT_GAP_S
 from deer_pipeline.ingest.fingerprint import listing_digest
-from deer_pipeline.ingest.inspect import Inspection, inspect_file
+from deer_pipeline.ingest.inspect import READ_ERROR, Inspection, inspect_file
 from deer_pipeline.ingest.locations import Location
 from deer_pipeline.ingest.plan import BROKEN_LINK, plan_location
 from deer_pipeline.ingest.scan import FileEntry, scan_location
@@ -84,7 +85,8 @@ def _classify(scan, stored, settle_ns: int, now_ns: int):
     for entry in scan.files:
         old = stored.get(entry.rel_path)
         same = old is not None and (old.size, old.mtime_ns) == (entry.size, entry.mtime_ns)
-        if same and old.status != "missing":
+        retry = same and (old.status == "missing" or (old.error or "").startswith(READ_ERROR))
+        if same and not retry:
             unchanged += 1
         elif now_ns - entry.ctime_ns < settle_ns:
             pending += 1
@@ -133,10 +135,8 @@ def ingest_location(
     present = {entry.rel_path for entry in scan.files} | set(scan.broken_links)
     present -= {item.rel_path for item in found if item.outcome == "vanished"}
     report.pending += sum(item.outcome == "pending" for item in found)
-    report.read = sum(
-        item.outcome in ("image", "failed") and item.sha256 is not None for item in found
-    )
-    report.bytes_read = sum(item.size or 0 for item in found if item.sha256 is not None)
+    report.read = sum(item.sha256 is not None for item in found)
+    report.bytes_read = sum(item.size for item in found if item.sha256 is not None)
     for path in scan.broken_links:
         old = stored.get(path)
         if old is not None and (old.status, old.error) == ("failed", BROKEN_LINK):

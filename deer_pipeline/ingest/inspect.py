@@ -23,6 +23,7 @@ from deer_pipeline.ingest.hashing import StillWriting, TooLarge, read_whole, sha
 from deer_pipeline.ingest.scan import FileEntry
 from deer_pipeline.ingest.timestamps import CaptureTime, capture_time
 
+READ_ERROR = "cannot read the file"  # transient (permissions, I/O): retried on every run
 _SWAPPED = frozenset({5, 6, 7, 8})  # orientations that rotate by 90 or 270 degrees
 _SUFFIXES = {
     "JPEG": (".jpg", ".jpeg", ".jpe"),
@@ -169,7 +170,7 @@ def inspect_file(entry: FileEntry, max_pixels: int, max_bytes: int) -> Inspectio
         reason = f"refused: {size_mib:.0f} MiB is over the {limit_mib:g} MiB file size limit"
         return Inspection(outcome="failed", size=exc.args[0], error=reason, **base)
     except OSError as exc:
-        reason = f"cannot read the file: {exc.strerror or exc}"
+        reason = f"{READ_ERROR}: {exc.strerror or exc}"
         return Inspection(outcome="failed", size=entry.size, error=reason, **base)
     sha = sha256_hex(data)
     try:

@@ -85,6 +85,10 @@ def _from_inspection(found: Inspection, row_id: int, key: str) -> ImageRow:
     )
 
 
+def _content(row: ImageRow) -> tuple:
+    return (row.size, row.mtime_ns, row.sha256, row.error)
+
+
 def _dedupe(rows: dict[str, ImageRow], was_ok: set[str]) -> None:
     groups: dict[str, list[ImageRow]] = defaultdict(list)
     for row in rows.values():
@@ -138,10 +142,11 @@ def plan_location(
         if item.outcome not in ("image", "failed"):
             continue
         old = stored.get(item.rel_path)
-        rows[item.rel_path] = _from_inspection(item, old.id if old else next(new_ids), key)
+        row = _from_inspection(item, old.id if old else next(new_ids), key)
+        rows[item.rel_path] = row
         if old is None:
             plan.new += 1
-        else:
+        elif old.status == "missing" or _content(old) != _content(row):
             plan.changed += 1
     for path, row in stored.items():
         if path not in present and row.status != "missing":

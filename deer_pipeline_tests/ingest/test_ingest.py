@@ -115,3 +115,22 @@ def test_vanished_folder_marks_everything_missing(tmp_path, clean_db, db_conn):
     os.rmdir(tmp_path / "Gone")
     report = ingest(db_conn, tmp_path, "Gone")
     assert not report.folder_found and report.status_counts == {"missing": 1}
+
+
+def test_unreadable_file_is_failed_then_retried(tmp_path, clean_db, db_conn, monkeypatch):
+    from deer_pipeline.ingest import inspect
+
+    photos.write(tmp_path / "Locked" / "a.jpg", photos.jpeg_bytes(1))
+    real_read = inspect.read_whole
+
+    def denied(entry, max_bytes):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(inspect, "read_whole", denied)  # as root, chmod 000 would not stop us
+    first = ingest(db_conn, tmp_path, "Locked")
+    assert first.failures == [("Locked/a.jpg", "cannot read the file: Permission denied")]
+    again = ingest(db_conn, tmp_path, "Locked")
+    assert (again.changed, again.rows_written) == (0, 0)
+    monkeypatch.setattr(inspect, "read_whole", real_read)  # permissions fixed: size/mtime same
+    fixed = ingest(db_conn, tmp_path, "Locked")
+    assert (fixed.changed, fixed.status_counts) == (1, {"ok": 1})
