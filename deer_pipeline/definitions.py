@@ -4,6 +4,7 @@ import os
 
 import dagster as dg
 
+from deer_pipeline.assets.identities import deer_identities
 from deer_pipeline.assets.raw_images import raw_images
 from deer_pipeline.jobs import pipeline_job
 from deer_pipeline.resources.database import DatabaseResource
@@ -20,6 +21,7 @@ def _database() -> DatabaseResource:
 defs = dg.Definitions(
     assets=[
         raw_images,
+        deer_identities,
     ],
     jobs=[pipeline_job],
     sensors=[
