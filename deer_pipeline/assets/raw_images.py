@@ -76,6 +76,9 @@ def report_metadata(report: IngestReport) -> dict[str, object]:
             failures_markdown(report.failures, int(counts.get("failed", 0)))
         ),
         "listing_digest": report.listing_digest,
+        "scan_notes": dg.MetadataValue.md(
+            "\n".join(f"- {_cell(note)}" for note in report.notes[:MAX_FAILURE_ROWS]) or "None."
+        ),
     }
 
 

@@ -42,6 +42,7 @@ def test_pipeline_job_from_definitions_ingests_real_photos(camera_traps, clean_d
     meta = _metadata(result)
     assert (meta["status_ok"], meta["new"], meta["bursts"], meta["skipped"]) == (60, 60, 20, 1)
     assert meta["images_per_s"] > 0 and meta["failures"] == "No failed files."
+    assert meta["scan_notes"] == "None."
     again = _metadata(job.execute_in_process(partition_key="peru_s90", instance=instance))
     assert (again["files_read"], again["rows_written"], again["unchanged"]) == (0, 0, 60)
 
@@ -50,6 +51,7 @@ def test_partition_key_maps_back_to_an_odd_folder_name(tmp_path, clean_db):
     folder = "Ridge #2 (old)"
     photos.write(tmp_path / folder / "DCIM" / "100MEDIA" / "a.jpg", photos.jpeg_bytes(1))
     photos.write(tmp_path / folder / "DCIM" / "100MEDIA" / "bad.jpg", b"<html></html>")
+    (tmp_path / folder / "DCIM" / "loop").symlink_to("..")
     key = location_key(folder)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(camera_locations.name, [key])
