@@ -17,6 +17,7 @@ import numpy as np
 from deer_pipeline.synthetic.world import Deer, Location, World
 
 START = datetime(2024, 9, 1, 0, 0, 0)
+SEASON_DAYS = 100  # September to early December, while bucks carry antlers
 
 
 def activity(hour: float) -> float:
@@ -155,9 +156,12 @@ def _location_frames(world: World, loc: Location, total: int, rng: np.random.Gen
     """Yield the frame plans of one location in time order."""
     when = START + timedelta(seconds=int(rng.integers(0, 12 * 3600)))
     counter = 0
-    for b, n in enumerate(burst_lengths(rng, total)):
+    lengths = burst_lengths(rng, total)
+    # Events every ~2.5 h, denser in big datasets so the season (antlers!) ends by December.
+    mean_gap = min(9000.0, SEASON_DAYS * 86400 * 0.45 / max(1, len(lengths)))
+    for b, n in enumerate(lengths):
         while True:
-            when += timedelta(seconds=int(max(180.0, rng.exponential(9000.0))))
+            when += timedelta(seconds=int(max(180.0, rng.exponential(mean_gap))))
             if rng.random() < activity(when.hour + when.minute / 60.0):
                 break
         night = is_night(when)

@@ -231,3 +231,24 @@ def train_detector(
     metrics["readme_line"] = f"{README_LABEL}: {metrics['ci_holdout']['map50']:.3f}"
     out.with_suffix(".json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the CI held-out mAP of a weights file (the value models/README.md must state)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m deer_pipeline.synthetic.train_detector",
+        description="Score weights with the fixed CI held-out protocol of test_demo_model.py.",
+    )
+    parser.add_argument("weights", nargs="?", default="models/deer_detector_demo.pt")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    result = ci_holdout_map50(args.weights, device=args.device)
+    print(json.dumps(result))
+    print(f"{README_LABEL}: {result['map50']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
