@@ -23,13 +23,16 @@ _DATA_TABLES = (
 
 
 @pytest.fixture(scope="session")
-def deer_home():
+def deer_home(tmp_path_factory: pytest.TempPathFactory):
     """An isolated DEER_HOME with the embedded server running and migrated."""
     # Not under tmp_path: pytest makes /tmp/pytest-of-<user> mode 0700, and as root the embedded
-    # server runs as its own system user, which must reach $DEER_HOME/pg.
+    # server runs as its own system user, which must reach $DEER_HOME/pg. Its lock files (only
+    # the test process touches them) go under tmp_path, so nothing is left behind in /tmp.
     home = Path(tempfile.mkdtemp(prefix="deer-home-"))
     home.chmod(0o755)
-    saved = {k: os.environ.get(k) for k in ("DEER_HOME", "DEER_DATABASE_URL", "DAGSTER_HOME")}
+    names = ("DEER_HOME", "DEER_DATABASE_URL", "DAGSTER_HOME", "XDG_RUNTIME_DIR")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ["XDG_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("xdg-runtime"))
     os.environ["DEER_HOME"] = str(home)
     os.environ.pop("DEER_DATABASE_URL", None)
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
