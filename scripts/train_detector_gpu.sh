@@ -6,7 +6,7 @@
 # and ultralytics; Dagster, PostgreSQL and the network are not needed. On one H100 with 16 cores
 # expect about 3-4 minutes: data ~20 s, training 50 epochs ~2.5-3 min (hard cap MAX_MINUTES),
 # evaluations ~20 s. Environment overrides: PYTHON, WORK, TRAIN_IMAGES, HELDOUT_IMAGES, EPOCHS,
-# MAX_MINUTES, DEVICE, BATCH, GEN_WORKERS, LOADER_WORKERS, MODEL_OUT (DEVICE=cpu with tiny
+# MAX_MINUTES, DEVICE, AMP, BATCH, GEN_WORKERS, LOADER_WORKERS, MODEL_OUT (DEVICE=cpu with tiny
 # numbers and MODEL_OUT elsewhere is a smoke test). When $OUT is set (e.g. by a remote runner),
 # the weights and metrics are copied there.
 set -euo pipefail
@@ -19,6 +19,7 @@ HELDOUT_IMAGES="${HELDOUT_IMAGES:-400}"
 EPOCHS="${EPOCHS:-50}"
 MAX_MINUTES="${MAX_MINUTES:-4}"
 DEVICE="${DEVICE:-0}"
+AMP="${AMP:-auto}"  # auto = bf16 on CUDA; AMP=fp32 if bf16 misbehaves
 BATCH="${BATCH:-64}"
 GEN_WORKERS="${GEN_WORKERS:-16}"
 LOADER_WORKERS="${LOADER_WORKERS:-12}"
@@ -42,8 +43,9 @@ torch.cuda.get_device_name(0) if cuda else 'cpu')" "$DEVICE"
 echo "data ready after $((SECONDS - start)) s"
 
 "${CMD[@]}" train-detector "$WORK/train" --epochs "$EPOCHS" --batch "$BATCH" --imgsz 640 \
-    --workers "$LOADER_WORKERS" --device "$DEVICE" --cache ram --max-minutes "$MAX_MINUTES" \
-    --val-data "$WORK/heldout" --out "$MODEL_OUT" --work-dir "$WORK/runs" \
+    --workers "$LOADER_WORKERS" --device "$DEVICE" --amp "$AMP" --cache ram \
+    --max-minutes "$MAX_MINUTES" --val-data "$WORK/heldout" --out "$MODEL_OUT" \
+    --work-dir "$WORK/runs" \
     2>&1 | tee "$WORK/train.log" | grep -v "━" | tail -n 40
 
 ls -l "$MODEL_OUT" "$METRICS"

@@ -56,6 +56,12 @@ def register(subparsers) -> None:
     t.add_argument(
         "--max-minutes", type=float, default=None, help="stop after the epoch that passes this"
     )
+    t.add_argument(
+        "--amp",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="training precision (default auto: bf16 on CUDA, fp32 on CPU)",
+    )
     t.set_defaults(func=train_detector_command)
 
 
@@ -107,6 +113,7 @@ def train_detector_command(args: argparse.Namespace) -> int:
         cache=False if args.cache == "none" else args.cache,
         val_each_epoch=args.val_each_epoch,
         max_minutes=args.max_minutes,
+        amp=args.amp,
     )
     print(metrics["readme_line"])
     print(json.dumps(metrics))

@@ -150,6 +150,7 @@ def train_detector(
     cache: str | bool = False,
     val_each_epoch: bool = False,
     max_minutes: float | None = None,
+    amp: str = "auto",
 ) -> dict:
     """Train YOLOv8n from scratch on a generated dataset and save the stripped weights.
 
@@ -168,6 +169,8 @@ def train_detector(
         val_each_epoch: validate after every epoch (slower); otherwise only after the last.
         max_minutes: a safety cap: stop after the epoch during which training passes this many
             minutes (the model of that epoch is validated and kept).
+        amp: ``auto`` (bf16 on CUDA, fp32 on CPU), ``bf16`` or ``fp32``. fp16 is not offered:
+            ultralytics checks it by downloading a model.
 
     Returns:
         The metrics that are also written to ``<out>.json``.
@@ -179,6 +182,9 @@ def train_detector(
     work, out = Path(work_dir).resolve(), Path(out)
     yaml = build_yolo_dataset(data, work / "yolo_train", val_fraction=0.1)
     on_cpu = device == "cpu"
+    if amp not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"amp must be auto, bf16 or fp32, not {amp!r}")
+    precision = ("fp32" if on_cpu else "bf16") if amp == "auto" else amp
     start = time.perf_counter()
     model = yolo("yolov8n.yaml")
     if max_minutes:
@@ -192,7 +198,7 @@ def train_detector(
         workers=workers,
         pretrained=False,
         plots=False,
-        amp=False if on_cpu else "bf16",
+        amp=False if precision == "fp32" else "bf16",
         project=str(work),
         name="train",
         exist_ok=True,
@@ -215,6 +221,7 @@ def train_detector(
         "imgsz": imgsz,
         "batch": batch,
         "device": device,
+        "precision": precision,
         "train_images": len(load_ground_truth(data)["images"]),
         "train_seconds": round(train_seconds, 1),
         "epochs_done": int(model.trainer.epoch) + 1,
