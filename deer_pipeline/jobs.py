@@ -2,14 +2,11 @@
 
 import dagster as dg
 
-from deer_pipeline.partitions import camera_locations
-
 PIPELINE_JOB = "deer_pipeline_job"
 PIPELINE_GROUP = "pipeline"  # group_name of every camera_locations-partitioned asset
 
 pipeline_job = dg.define_asset_job(
     PIPELINE_JOB,
     selection=dg.AssetSelection.groups(PIPELINE_GROUP),
-    partitions_def=camera_locations,
     description="Ingest, detect, embed and identify the deer of one camera location.",
 )
