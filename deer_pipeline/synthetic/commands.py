@@ -38,9 +38,9 @@ def register(subparsers) -> None:
         "stripped weights and write mAP50 / mAP50-95 to <out>.json.",
     )
     t.add_argument("data", help="a folder written by demo-data")
-    t.add_argument("--epochs", type=int, default=50)
-    t.add_argument("--imgsz", type=int, default=640)
-    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
+    t.add_argument("--imgsz", type=int, default=640, help="train/eval image size (default 640)")
+    t.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
     t.add_argument("--device", default=None, help="e.g. 0, cpu (default: CUDA if available)")
     t.add_argument("--workers", type=int, default=8, help="dataloader workers (default 8)")
     t.add_argument("--out", default="models/deer_detector_demo.pt", help="weights path")
@@ -54,7 +54,10 @@ def register(subparsers) -> None:
     )
     t.add_argument("--val-each-epoch", action="store_true", help="validate after every epoch")
     t.add_argument(
-        "--max-minutes", type=float, default=None, help="stop after the epoch that passes this"
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="safety cap: stop after the epoch that passes this many minutes",
     )
     t.add_argument(
         "--amp",
