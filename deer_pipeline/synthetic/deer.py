@@ -287,11 +287,16 @@ def _torso(pen: _Pen, look, cls, tx, ty, rx, ry, head, tail_up):
         )
     else:
         pen.ellipse(tail_c[0] - 0.02, tail_c[1] + 0.06, 0.08, 0.035, _shade(coat, 0.85), tail_a)
+    base = (tx + 0.3, ty - 0.35 * ry)
+    top = (hc[0] - 0.06 * math.cos(a), hc[1] - 0.06 * math.sin(a))
+    length = math.hypot(top[0] - base[0], top[1] - base[1]) or 1.0
+    px, py = -(top[1] - base[1]) / length, (top[0] - base[0]) / length
+    wb, wh = 1.6 * nw, 0.8 * nw
     neck = [
-        (tx + 0.2, ty - 0.9 * ry),
-        (tx + 0.42, ty + 0.4 * ry),
-        (hc[0] - nw * math.sin(a) * 0.5 + 0.02, hc[1] + nw),
-        (hc[0] - 0.06, hc[1] - nw * 0.6),
+        (base[0] + px * wb, base[1] + py * wb),
+        (top[0] + px * wh, top[1] + py * wh),
+        (top[0] - px * wh, top[1] - py * wh),
+        (base[0] - px * wb, base[1] - py * wb),
     ]
     pen.poly(neck, _shade(coat, 1.0), body=True)
     pen.ellipse(tx, ty, rx, ry, _shade(coat, 1.0), body=True)
