@@ -18,7 +18,7 @@ import numpy as np
 
 from deer_pipeline.db.copy import copy_rows
 from deer_pipeline.reid.matching import Gallery, MatchConfig
-from deer_pipeline.reid.store import lock_identities, settle
+from deer_pipeline.reid.store import lock_identities, recompute_gallery, settle
 from deer_pipeline.reid.tracklets import Detection, LinkConfig, build_tracklets
 from deer_pipeline.reid.vectors import read_id_halfvecs
 
@@ -35,6 +35,15 @@ DELETE FROM sightings s USING detections d, images i
    AND (s.method <> 'manual' OR EXISTS (SELECT 1 FROM detection_corrections c
                                         WHERE c.detection_id = d.id AND c.class_name = 'not-deer'))
 RETURNING s.deer_id, s.detection_id, s.method
+"""
+
+# Deer whose gallery vector came from another embedding model but whose sightings have embeddings
+# of this one (the model changed and their detections were re-embedded).
+_STALE_GALLERY = """
+SELECT DISTINCT d.id FROM deer d
+  JOIN sightings s ON s.deer_id = d.id
+  JOIN embeddings e ON e.detection_id = s.detection_id AND e.model_version = %s
+ WHERE d.model_version IS DISTINCT FROM %s
 """
 
 _BY_METHOD = """
@@ -200,6 +209,8 @@ def _identify(
     link: LinkConfig | None,
     founders: dict[int, int],
 ) -> None:
+    cur.execute(_STALE_GALLERY, (version, version))
+    recompute_gallery(cur, [r[0] for r in cur.fetchall()], version)
     detections = load_pending(cur, location_key, version)
     tracklets = build_tracklets(detections, link)
     cur.execute(_OCCUPIED, (location_key,))

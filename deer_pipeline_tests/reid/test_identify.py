@@ -153,3 +153,24 @@ def test_same_frame_never_joins_one_deer(conn):
         assert cur.fetchone()[0] == 0
         cur.execute("SELECT count(*) FROM deer")
         assert cur.fetchone()[0] == 2
+
+
+def test_gallery_follows_a_new_embedding_model(conn):
+    a = animal(8)
+    ids = []
+    for loc in ("L1", "L2"):
+        scene = Scene(loc)
+        scene.burst([[("doe", (100, 100, 300, 250), view(a, 0.3, len(ids) + k))] for k in range(2)])
+        ids += scene.write(conn)
+    identify_location(conn, "L1", MATCH, model_version=EMB_VERSION)
+    with conn.cursor() as cur:  # the detections get re-embedded by a new model
+        cur.execute(
+            "INSERT INTO embeddings (detection_id, model_version, embedding)"
+            " SELECT detection_id, 'emb-v2', embedding FROM embeddings"
+        )
+    conn.commit()
+    report = identify_location(conn, "L2", MATCH, model_version="emb-v2")
+    assert report.deer_new == 0 and report.deer_matched == 1
+    with conn.cursor() as cur:
+        cur.execute("SELECT model_version, n_sightings FROM deer")
+        assert cur.fetchall() == [("emb-v2", 4)]
