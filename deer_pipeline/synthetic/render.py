@@ -18,7 +18,6 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from deer_pipeline.synthetic.deer import render_deer
 from deer_pipeline.synthetic.occluders import Occluder
 from deer_pipeline.synthetic.scene import Scene
-from deer_pipeline.synthetic.schedule import is_night
 from deer_pipeline.synthetic.world import World
 
 VISIBLE_ALPHA = 0.5  # a pixel belongs to a deer's box when its visible alpha is at least this
@@ -223,13 +222,16 @@ def visible_boxes(sprites, occluders: list[Occluder], clip):
             "individual_id": deer.id,
             "visible": round(share, 3),
             "facing": "right" if entry["facing"] > 0 else "left",
-            "pose": "grazing"
-            if entry["head"] < 0.4
-            else "walking"
-            if entry["speed"] > 0.02
-            else "standing",
+            "pose": _pose(entry),
         }
     return kept, [boxes[i] for i in sorted(boxes)]
+
+
+def _pose(entry: dict) -> str:
+    """Name a planned pose for the ground truth: grazing, walking or standing."""
+    if entry["head"] < 0.4:
+        return "grazing"
+    return "walking" if entry["speed"] > 0.02 else "standing"
 
 
 def draw_strip(frame: Image.Image, loc, spec: dict, when: datetime, font) -> None:
@@ -246,8 +248,8 @@ def draw_strip(frame: Image.Image, loc, spec: dict, when: datetime, font) -> Non
         left = f"RECONYX  {spec['frame'] + 1}/{spec['burst_len']}"
     else:
         left = loc.make.upper()
-    moon = "IR" if is_night(when) else ""
-    parts = [left, temp, moon, stamp, loc.name.upper()]
+    mode = "IR" if spec["night"] else ""
+    parts = [left, temp, mode, stamp, loc.name.upper()]
     slots = np.linspace(0.01, 0.99, len(parts))
     for i, (text, fx) in enumerate(zip(parts, slots, strict=True)):
         if not text:
