@@ -10,6 +10,7 @@ generated dataset; ``ci_holdout_map50`` is the fixed protocol behind the value i
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -127,6 +128,34 @@ def ci_holdout_map50(weights: str | Path, device: str | None = None) -> dict:
         )
 
 
+def _offline_trainer():
+    """Return ultralytics' detection trainer minus its one use of polars.
+
+    ``save_model`` reads ``results.csv`` through polars to embed it in the checkpoint; polars is a
+    54 MB wheel that a bare GPU box may not have. The same dict of columns is built with the
+    standard ``csv`` module instead, so training needs only ultralytics and ultralytics-thop.
+    """
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    class OfflineDetectionTrainer(DetectionTrainer):
+        def read_results_csv(self) -> dict:
+            if not Path(self.csv).exists():
+                return {}
+            with open(self.csv, newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+            columns = rows[0].keys() if rows else []
+            return {key.strip(): [_number(row[key]) for row in rows] for key in columns}
+
+    return OfflineDetectionTrainer
+
+
+def _number(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _time_cap(start: float, minutes: float):
     """Return an ultralytics callback that stops training once ``minutes`` have passed."""
 
@@ -190,6 +219,7 @@ def train_detector(
     if max_minutes:
         model.add_callback("on_train_epoch_end", _time_cap(start, max_minutes))
     model.train(
+        trainer=_offline_trainer(),
         data=str(yaml),
         epochs=epochs,
         imgsz=imgsz,
