@@ -1,0 +1,206 @@
+"""Batched deer detection with an ultralytics model on pre-decoded arrays.
+
+``YOLO.predict`` decodes, letterboxes and post-processes in the calling thread, one call at a
+time. Here the model is loaded once (fused, fp16 on CUDA), letterboxing is a separate thread-safe
+step that decode workers run, and inference takes whole batches. The steps are ultralytics' own
+(``LetterBox``, ``non_max_suppression``, ``scale_boxes``), so boxes match ``predict`` on the same
+pixels; they are then mapped from the (possibly reduced) decoded array to full-size upright pixels
+and clipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from deer_pipeline.vision.decode import DecodedImage
+from deer_pipeline.vision.runtime import file_version, resolve_device
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """How to load and run the detector.
+
+    Attributes:
+        weights: ultralytics weights file (.pt).
+        class_map: detector class name -> stored ``class_name``; a name mapped to None, or missing
+            from a given map, is dropped. None keeps every class under its own name.
+        conf: confidence threshold.
+        iou: NMS IoU threshold.
+        imgsz: inference size (long side), a multiple of the model stride.
+        batch_size: images per forward pass.
+        max_det: most boxes kept per image.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        half: fp16 inference; None means fp16 on CUDA and fp32 on the CPU.
+        channels_last: channels-last weights; None is ultralytics' default (on for x86 CPUs).
+    """
+
+    weights: str
+    class_map: Mapping[str, str | None] | None = None
+    conf: float = 0.25
+    iou: float = 0.7
+    imgsz: int = 640
+    batch_size: int = 16
+    max_det: int = 300
+    device: str = "auto"
+    half: bool | None = None
+    channels_last: bool | None = None
+
+
+@dataclass
+class ImageDetections:
+    """Boxes of one image, sorted by confidence (highest first; the index is ``det_index``).
+
+    Attributes:
+        boxes: (n, 4) float32 x1, y1, x2, y2 in full-size upright pixels.
+        confidence: (n,) float32.
+        class_name: n stored class names (after the class map).
+    """
+
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    class_name: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.class_name)
+
+
+@dataclass
+class PreparedImage:
+    """A decoded image with its letterboxed detector input (HWC uint8 RGB)."""
+
+    image: DecodedImage
+    letterboxed: np.ndarray
+
+
+class Detector:
+    """An ultralytics detector loaded once; thread-safe ``prepare``, batched ``detect``."""
+
+    def __init__(self, config: DetectorConfig):
+        """Load the weights (fused; fp16 on CUDA).
+
+        Args:
+            config: weights path, thresholds, device and batch size.
+
+        Raises:
+            FileNotFoundError: the weights file does not exist.
+        """
+        from ultralytics.data.augment import LetterBox
+        from ultralytics.nn.autobackend import AutoBackend
+
+        if not os.path.isfile(config.weights):
+            raise FileNotFoundError(f"detector weights not found: {config.weights}")
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.half = (self.device.type == "cuda") if config.half is None else config.half
+        self.model_version = file_version(config.weights)
+        self.model = AutoBackend(
+            model=config.weights,
+            device=self.device,
+            fp16=self.half,
+            fuse=True,
+            verbose=False,
+            channels_last=config.channels_last,
+        )
+        self.model.eval()
+        self.half = bool(self.model.fp16)
+        self.names: dict[int, str] = dict(self.model.names)
+        stride = self.model.stride
+        self.stride = int(max(stride)) if hasattr(stride, "__iter__") else int(stride)
+        self._letterbox = LetterBox(config.imgsz, auto=True, stride=self.stride)
+        self._out_names = self._map_classes(config.class_map)
+        self._keep = sorted(self._out_names)
+        self.end2end = bool(getattr(self.model, "end2end", False))
+
+    def _map_classes(self, class_map: Mapping[str, str | None] | None) -> dict[int, str]:
+        if class_map is None:
+            return dict(self.names)
+        return {i: class_map[n] for i, n in self.names.items() if class_map.get(n) is not None}
+
+    def prepare(self, image: DecodedImage) -> PreparedImage:
+        """Letterbox a decoded image for the detector (CPU; safe to call from worker threads).
+
+        Args:
+            image: the decoded image.
+
+        Returns:
+            The image with its detector input.
+        """
+        return PreparedImage(image, self._letterbox(image=image.array))
+
+    def detect(self, images: Sequence[DecodedImage]) -> list[ImageDetections]:
+        """Detect on decoded images (letterboxes them first, in this thread).
+
+        Args:
+            images: decoded images.
+
+        Returns:
+            One result per image, in order.
+        """
+        return self.detect_prepared([self.prepare(im) for im in images])
+
+    @torch.inference_mode()
+    def detect_prepared(self, items: Sequence[PreparedImage]) -> list[ImageDetections]:
+        """Detect on prepared images; images of equal letterboxed shape share a forward pass.
+
+        Args:
+            items: prepared images (any number; split into batches of ``batch_size``).
+
+        Returns:
+            One result per image, in order.
+        """
+        results: list[ImageDetections | None] = [None] * len(items)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, item in enumerate(items):
+            groups.setdefault(item.letterboxed.shape, []).append(i)
+        step = max(1, self.config.batch_size)
+        for indices in groups.values():
+            for start in range(0, len(indices), step):
+                chunk = indices[start : start + step]
+                outs = self._forward([items[i] for i in chunk])
+                for i, out in zip(chunk, outs, strict=True):
+                    results[i] = out
+        return results  # type: ignore[return-value]
+
+    def _forward(self, items: Sequence[PreparedImage]) -> list[ImageDetections]:
+        from ultralytics.utils import nms, ops
+
+        batch = np.stack([it.letterboxed for it in items])
+        x = torch.from_numpy(batch)
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        x = x.permute(0, 3, 1, 2).contiguous()
+        x = (x.half() if self.half else x.float()).div_(255)
+        preds = self.model(x)
+        preds = nms.non_max_suppression(
+            preds,
+            self.config.conf,
+            self.config.iou,
+            classes=self._keep if len(self._keep) < len(self.names) else None,
+            max_det=self.config.max_det,
+            end2end=self.end2end,
+        )
+        out = []
+        for item, det in zip(items, preds, strict=True):
+            det = det.float().cpu()
+            boxes = ops.scale_boxes(x.shape[2:], det[:, :4].clone(), item.image.array.shape)
+            out.append(self._to_full_size(item.image, boxes.numpy(), det[:, 4].numpy(), det[:, 5]))
+        return out
+
+    def _to_full_size(
+        self, image: DecodedImage, boxes: np.ndarray, conf: np.ndarray, cls: torch.Tensor
+    ) -> ImageDetections:
+        keep = [i for i, c in enumerate(cls.int().tolist()) if c in self._out_names]
+        names = [self._out_names[int(cls[i])] for i in keep]
+        boxes, conf = boxes[keep].astype(np.float32), conf[keep].astype(np.float32)
+        order = np.argsort(-conf, kind="stable")
+        boxes, conf = boxes[order], conf[order]
+        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]] * image.scale_x, 0, image.width)
+        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]] * image.scale_y, 0, image.height)
+        return ImageDetections(boxes, conf, [names[i] for i in order])

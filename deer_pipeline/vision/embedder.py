@@ -1,0 +1,245 @@
+"""Re-ID embeddings: ResNet50 features (2048-d, L2-normalised) of each detection's crop.
+
+Crops come straight from the decoded array: each image's pixels under its boxes go to the model's
+device once, and each crop is resized there with antialiased bilinear filtering (torchvision's
+``resized_crop``), so the re-ID trainer can reproduce the inputs with torchvision transforms.
+The backbone is torchvision's ResNet50 with its classifier removed; its weights are a project
+state_dict, torchvision's ImageNet weights, or ``random``
+(explicit, with a warning that travels to the asset metadata).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.models import ResNet50_Weights, resnet50
+
+from deer_pipeline.vision.decode import DecodedImage
+from deer_pipeline.vision.runtime import file_version, resolve_device
+
+LOG = logging.getLogger(__name__)
+EMBEDDING_DIM = 2048
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class EmbedderWeightsError(RuntimeError):
+    """The re-ID weights cannot be loaded (missing, offline, or not a ResNet50 state_dict)."""
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """How to load and run the embedder.
+
+    Attributes:
+        weights: a state_dict path, ``imagenet`` or ``random``.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: crops per forward pass.
+        margin: fraction of the box's width (height) added on the left and right (top and bottom).
+        input_size: side of the square network input.
+        half: fp16 inference; None means fp16 on CUDA, fp32 on the CPU.
+        seed: initialisation seed for ``random`` weights.
+    """
+
+    weights: str
+    device: str = "auto"
+    batch_size: int = 32
+    margin: float = 0.05
+    input_size: int = 224
+    half: bool | None = None
+    seed: int = 0
+
+
+class Embedder:
+    """A ResNet50 backbone loaded once; embeds detection crops in batches."""
+
+    def __init__(self, config: EmbedderConfig):
+        """Load the weights (fp16 and channels-last on CUDA).
+
+        Args:
+            config: weights spec, device, batch size and crop geometry.
+
+        Raises:
+            EmbedderWeightsError: the weights cannot be loaded.
+        """
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.half = (self.device.type == "cuda") if config.half is None else config.half
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            model = resnet50(weights=None)  # torchvision's initialisation, seeded
+        model.fc = torch.nn.Identity()
+        self.weights_kind, self.model_version, self.warning = _load_weights(model, config)
+        if self.warning:
+            LOG.warning(self.warning)
+        model.eval().to(self.device, memory_format=torch.channels_last)
+        self.model = model.half() if self.half else model
+        dtype = torch.float16 if self.half else torch.float32
+        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1).mul(255)
+        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1).mul(255)
+        self._dtype = dtype
+
+    @torch.inference_mode()
+    def crops(self, image: DecodedImage, boxes: np.ndarray) -> torch.Tensor:
+        """Cut the network inputs for one image's boxes (before normalisation).
+
+        Each crop is the box grown by the margin, on whole pixels (:func:`crop_boxes`), resized to
+        ``input_size`` squared with antialiased bilinear filtering: what torchvision's
+        ``resized_crop`` does, so a trainer using torchvision transforms sees the same inputs.
+
+        Args:
+            image: the decoded image.
+            boxes: (n, 4) x1, y1, x2, y2 in full-size upright pixels.
+
+        Returns:
+            (n, 3, size, size) float32 on the model's device, RGB in 0..255.
+        """
+        size = self.config.input_size
+        if len(boxes) == 0:
+            return torch.zeros((0, 3, size, size), device=self.device)
+        rects = crop_boxes(image, boxes, self.config.margin)
+        x0, y0 = rects[:, 0].min(), rects[:, 1].min()
+        x1, y1 = rects[:, 2].max(), rects[:, 3].max()
+        region = np.require(image.array[y0:y1, x0:x1], requirements=["C", "W"])  # one upload
+        pixels = torch.from_numpy(region).to(self.device, non_blocking=True).permute(2, 0, 1)
+        out = []
+        for rx0, ry0, rx1, ry1 in (rects - np.array([x0, y0, x0, y0])).tolist():
+            crop = pixels[:, ry0:ry1, rx0:rx1].unsqueeze(0).float()
+            out.append(F.interpolate(crop, (size, size), mode="bilinear", antialias=True))
+        return torch.cat(out)
+
+    @torch.inference_mode()
+    def embed_inputs(self, inputs: torch.Tensor) -> np.ndarray:
+        """Embed prepared inputs (model only, in batches).
+
+        Args:
+            inputs: (n, 3, size, size) RGB in 0..255 (float or uint8), any device.
+
+        Returns:
+            (n, 2048) float32, L2-normalised rows.
+        """
+        out = []
+        for chunk in inputs.split(max(1, self.config.batch_size)):
+            x = chunk.to(self.device, non_blocking=True).float().sub_(self._mean).div_(self._std)
+            x = x.to(self._dtype).contiguous(memory_format=torch.channels_last)
+            out.append(F.normalize(self.model(x).float(), dim=1))
+        if not out:
+            return np.zeros((0, EMBEDDING_DIM), np.float32)
+        return torch.cat(out).cpu().numpy()
+
+    def embed(self, items: Sequence[tuple[DecodedImage, np.ndarray]]) -> np.ndarray:
+        """Embed every box of several images.
+
+        Args:
+            items: (decoded image, (n_i, 4) boxes in full-size upright pixels) pairs.
+
+        Returns:
+            (sum n_i, 2048) float32 L2-normalised embeddings, in the order of the boxes.
+        """
+        crops = [self.crops(image, boxes) for image, boxes in items if len(boxes)]
+        if not crops:
+            return np.zeros((0, EMBEDDING_DIM), np.float32)
+        return self.embed_inputs(torch.cat(crops))
+
+
+def crop_boxes(image: DecodedImage, boxes: np.ndarray, margin: float) -> np.ndarray:
+    """Return crop rectangles in decoded-array pixels: boxes grown by ``margin``, on whole pixels.
+
+    The re-ID trainer must cut its crops the same way (then resize to the input size, antialiased).
+
+    Args:
+        image: the decoded image (gives the full-size-to-array scale and the array's bounds).
+        boxes: (n, 4) x1, y1, x2, y2 in full-size upright pixels.
+        margin: fraction of the box's width (height) added on each side.
+
+    Returns:
+        (n, 4) int64 x0, y0, x1, y1 (x1, y1 exclusive) inside the array, at least one pixel wide.
+    """
+    h, w = image.array.shape[:2]
+    b = np.asarray(boxes, np.float64).reshape(-1, 4).copy()
+    b[:, [0, 2]] /= image.scale_x
+    b[:, [1, 3]] /= image.scale_y
+    dx = (b[:, 2] - b[:, 0]) * margin
+    dy = (b[:, 3] - b[:, 1]) * margin
+    x0 = np.clip(np.floor(b[:, 0] - dx), 0, w - 1)
+    y0 = np.clip(np.floor(b[:, 1] - dy), 0, h - 1)
+    x1 = np.clip(np.ceil(b[:, 2] + dx), x0 + 1, w)
+    y1 = np.clip(np.ceil(b[:, 3] + dy), y0 + 1, h)
+    return np.stack([x0, y0, x1, y1], axis=1).astype(np.int64)
+
+
+def _load_weights(model: torch.nn.Module, config: EmbedderConfig) -> tuple[str, str, str | None]:
+    """Load weights into ``model``; return (kind, model version, warning or None)."""
+    spec = config.weights.strip()
+    if spec == "random":
+        warning = (
+            "re-ID weights are random (DEER_REID_WEIGHTS=random): embeddings carry no identity "
+            "information; set DEER_REID_WEIGHTS to a trained state_dict for real re-identification"
+        )
+        return "random", f"random-{config.seed}", warning
+    if spec == "imagenet":
+        return "imagenet", _load_imagenet(model), None
+    if not os.path.isfile(spec):
+        raise EmbedderWeightsError(
+            f"re-ID weights not found: {spec} (DEER_REID_WEIGHTS takes a state_dict path, "
+            "'imagenet' or 'random')"
+        )
+    try:
+        state = torch.load(spec, map_location="cpu", weights_only=True)
+    except (
+        RuntimeError,
+        OSError,
+        ValueError,
+        EOFError,
+        pickle.UnpicklingError,
+        struct.error,
+    ) as exc:
+        raise EmbedderWeightsError(f"cannot read re-ID weights {spec}: {exc}") from exc
+    _load_state_dict(model, state, spec)
+    return "state_dict", file_version(spec), None
+
+
+def _load_imagenet(model: torch.nn.Module) -> str:
+    """Load torchvision's ImageNet weights (cached or downloaded); return the file's version."""
+    weights = ResNet50_Weights.IMAGENET1K_V2
+    try:
+        state = weights.get_state_dict(progress=False, check_hash=True)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        raise EmbedderWeightsError(
+            f"torchvision's ImageNet ResNet50 weights are not cached and cannot be downloaded "
+            f"({exc}); set DEER_REID_WEIGHTS to a state_dict path or 'random'"
+        ) from exc
+    _load_state_dict(model, state, "imagenet")
+    cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+    return file_version(cached)
+
+
+def _load_state_dict(model: torch.nn.Module, state: object, source: str) -> None:
+    """Load a ResNet50 state_dict: wrapped or not, ``module.`` prefixes, any dtype, no ``fc``."""
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise EmbedderWeightsError(f"{source}: not a state_dict of tensors")
+    clean = {}
+    for key, value in state.items():
+        name = key.removeprefix("module.").removeprefix("backbone.")
+        if not name.startswith("fc."):
+            clean[name] = value.float() if value.is_floating_point() else value
+    try:
+        result = model.load_state_dict(clean, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise EmbedderWeightsError(f"{source}: not a ResNet50 state_dict ({exc})") from exc
+    if result.missing_keys or result.unexpected_keys:
+        raise EmbedderWeightsError(
+            f"{source}: not a ResNet50 state_dict (missing {result.missing_keys[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]})"
+        )
