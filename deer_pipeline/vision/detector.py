@@ -91,8 +91,11 @@ class Detector:
         Raises:
             FileNotFoundError: the weights file does not exist.
         """
+        import ultralytics
         from ultralytics.data.augment import LetterBox
         from ultralytics.nn.autobackend import AutoBackend
+
+        ultralytics.settings.update({"sync": False})  # no analytics calls
 
         if not os.path.isfile(config.weights):
             raise FileNotFoundError(f"detector weights not found: {config.weights}")
