@@ -68,7 +68,7 @@ def _state(fp: Fingerprint) -> dict:
 
 @dg.sensor(
     job=pipeline_job,
-    minimum_interval_seconds=20,
+    minimum_interval_seconds=10,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Adds a partition per new camera folder; runs the pipeline for changed folders.",
 )

@@ -72,10 +72,20 @@ class DevServer:
 
 
 @pytest.fixture(scope="module")
-def dev_server(tmp_path_factory, camera_traps):
-    """``deer-pipeline dev`` over the sample photos, stopped (and checked for orphans) after."""
+def ui_image_root(tmp_path_factory):
+    """A small writable synthetic image root: two camera locations of 640x360 frames."""
+    from deer_pipeline.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("ui_images") / "images"
+    generate_dataset(root, images=16, locations=2, seed=5, width=640, height=360, workers=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory, ui_image_root):
+    """``deer-pipeline dev`` over ``ui_image_root``, stopped (and checked for orphans) after."""
     home = tmp_path_factory.mktemp("ui_home")
-    server = DevServer(home, camera_traps, home / "dev.log")
+    server = DevServer(home, ui_image_root, home / "dev.log")
     try:
         server.wait_ready()
         yield server

@@ -43,8 +43,8 @@ def _wait_for_texts(driver, texts, timeout=90):
     )
 
 
-def test_ui_graph_partitions_launch_and_clean_stop(dev_server, browser, camera_traps, artifacts):
-    keys = [loc.key for loc in discover_locations(camera_traps)]
+def test_ui_graph_partitions_launch_and_clean_stop(dev_server, browser, ui_image_root, artifacts):
+    keys = [loc.key for loc in discover_locations(ui_image_root)]
     browser.get(f"{dev_server.url}/asset-groups")
     _wait_for_texts(browser, ASSETS)
 
