@@ -14,8 +14,10 @@ python3 -c "import sys, torch, torchvision, ultralytics; print('python', sys.ver
 'torch', torch.__version__, 'torchvision', torchvision.__version__, 'ultralytics', \
 ultralytics.__version__, 'cuda', torch.cuda.is_available())"
 start=$SECONDS
-python3 -m pytest -q -p no:cacheprovider deer_pipeline_tests/test_cuda.py
-echo "cuda tests: $((SECONDS - start)) s"
+tests=0
+python3 -m pytest -q -p no:cacheprovider deer_pipeline_tests/test_cuda.py || tests=$?
+echo "cuda tests: $((SECONDS - start)) s, exit $tests"
 start=$SECONDS
 python3 -m deer_pipeline.vision.bench --images "${1:-2000}" --out /tmp/deer-bench
 echo "benchmark: $((SECONDS - start)) s"
+exit "$tests"

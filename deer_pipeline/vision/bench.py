@@ -46,9 +46,17 @@ def _models(args: argparse.Namespace, work: Path) -> tuple[Detector, Embedder]:
         )
     )
     emb = Embedder(EmbedderConfig(reid, device=args.device, batch_size=args.embed_batch))
-    _emit({"stage": "models", "detector": det_path, "detector_version": det.model_version,
-           "reid": reid, "reid_version": emb.model_version, "device": device_name(det.device),
-           "half": det.half})  # fmt: skip
+    _emit(
+        {
+            "stage": "models",
+            "detector": det_path,
+            "detector_version": det.model_version,
+            "reid": reid,
+            "reid_version": emb.model_version,
+            "device": device_name(det.device),
+            "half": det.half,
+        }
+    )
     return det, emb
 
 
@@ -73,8 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     if not (data / "ground_truth.json").exists():
         start = time.perf_counter()
         info = generate_dataset(data, args.images, 4, seed=0, width=1920, height=1080)
-        _emit({"stage": "generate", "images": info["images"], "boxes": info["boxes"],
-               "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+        _emit(
+            {
+                "stage": "generate",
+                "images": info["images"],
+                "boxes": info["boxes"],
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
     paths = sorted(data.rglob("*.JPG"))[: args.images]
     det, emb = _models(args, out)
     reid_side = InferencePipeline(det, emb).decode_long_side

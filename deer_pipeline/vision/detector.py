@@ -73,10 +73,10 @@ class ImageDetections:
 
 @dataclass
 class PreparedImage:
-    """A decoded image with its letterboxed detector input (HWC uint8 RGB)."""
+    """A decoded image with its letterboxed detector input (HWC uint8 RGB; None: not needed)."""
 
     image: DecodedImage
-    letterboxed: np.ndarray
+    letterboxed: np.ndarray | None
 
 
 class Detector:

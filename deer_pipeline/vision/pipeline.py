@@ -127,40 +127,52 @@ class PipelineConfig:
 
 
 class InferencePipeline:
-    """Run the detector (and optionally the embedder) over image files, one batch at a time."""
+    """Run the detector and/or the embedder over image files, one batch at a time.
+
+    With a detector, records are (image id, path) and boxes come from the detector. Without one
+    (embeddings of stored detections), records are (image id, path, boxes) and the results carry
+    the given boxes in the given order (``det_index`` is the position in that list; class names
+    are empty and confidences zero).
+    """
 
     def __init__(
         self,
-        detector: Detector,
+        detector: Detector | None,
         embedder: Embedder | None = None,
         config: PipelineConfig | None = None,
     ):
         """Bind loaded models.
 
         Args:
-            detector: loaded detector.
+            detector: loaded detector, or None to embed given boxes.
             embedder: loaded embedder, or None for detections only.
             config: batching, workers and decode size.
+
+        Raises:
+            ValueError: neither model given.
         """
+        if detector is None and embedder is None:
+            raise ValueError("the pipeline needs a detector, an embedder or both")
         self.detector = detector
         self.embedder = embedder
         self.config = config or PipelineConfig()
         self.times = StageTimes()
         side = self.config.decode_long_side
         if side is None:
-            side = detector.config.imgsz
+            side = detector.config.imgsz if detector is not None else 0
             if embedder is not None:
                 side = max(side, REID_MIN_LONG_SIDE)
         self.decode_long_side = side
 
-    def run(self, records: Iterable[tuple[int, str | os.PathLike]]) -> Iterator[BatchResult]:
-        """Stream (image id, path) records through decode, detection and embedding.
+    def run(self, records: Iterable[tuple]) -> Iterator[BatchResult]:
+        """Stream records through decode, detection and embedding.
 
         Records are read from a background thread: pass a list or another thread-safe iterable.
         Stopping the iteration early stops the workers. ``self.times`` is updated as batches go.
 
         Args:
-            records: (image id, file path) pairs.
+            records: (image id, file path) pairs, or (image id, file path, (n, 4) boxes in
+                full-size pixels) without a detector.
 
         Yields:
             One :class:`BatchResult` per batch, in input order.
@@ -210,8 +222,11 @@ class InferencePipeline:
                         if record is None:
                             exhausted = True
                             break
-                        image_id, path = record
-                        pending.append((image_id, pool.submit(self._decode, path)))
+                        image_id, path, *given = record
+                        if (self.detector is None) != (len(given) == 1):
+                            raise ValueError(f"bad record {record!r} for this pipeline")
+                        future = pool.submit(self._decode, path)
+                        pending.append((image_id, future, *given))
                     if not pending:
                         break
                     batch = [pending.popleft() for _ in range(min(cfg.batch_size, len(pending)))]
@@ -233,23 +248,33 @@ class InferencePipeline:
     def _decode(self, path: str | os.PathLike) -> PreparedImage:
         start = time.perf_counter()
         try:
-            return self.detector.prepare(decode_file(path, self.decode_long_side))
+            image = decode_file(path, self.decode_long_side)
+            if self.detector is None:
+                return PreparedImage(image, None)
+            return self.detector.prepare(image)
         finally:
             self.times.add_decode(time.perf_counter() - start)
 
-    def _infer_batch(self, batch: list[tuple[int, Future]]) -> BatchResult:
+    def _infer_batch(self, batch: list[tuple]) -> BatchResult:
         waited = time.perf_counter()
         ready: list[tuple[int, PreparedImage]] = []
+        given: list[np.ndarray] = []
         failures: list[tuple[int, str]] = []
-        for image_id, future in batch:
+        for image_id, future, *boxes in batch:
             try:
                 ready.append((image_id, future.result()))
             except DecodeError as exc:
                 failures.append((image_id, exc.reason))
+                continue
+            if boxes:
+                given.append(np.asarray(boxes[0], np.float32).reshape(-1, 4))
         self.times.wait_input_s += time.perf_counter() - waited
-        start = time.perf_counter()
-        dets = self.detector.detect_prepared([p for _, p in ready]) if ready else []
-        self.times.detect_s += time.perf_counter() - start
+        if self.detector is not None:
+            start = time.perf_counter()
+            dets = self.detector.detect_prepared([p for _, p in ready]) if ready else []
+            self.times.detect_s += time.perf_counter() - start
+        else:
+            dets = [ImageDetections(b, np.zeros(len(b), np.float32), [""] * len(b)) for b in given]
         embeddings = None
         if self.embedder is not None:
             start = time.perf_counter()
