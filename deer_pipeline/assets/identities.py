@@ -8,10 +8,12 @@ how good it is when the image root holds a synthetic ``ground_truth.json`` (B-cu
 and recall, deer found against true, same-frame and cross-sex merges) and links the HTML gallery.
 """
 
+import os
+
 import dagster as dg
 from pydantic import Field
 
-from deer_pipeline.config import deer_home
+from deer_pipeline.config import deer_home, reid_weights
 from deer_pipeline.exports.gallery import write_gallery
 from deer_pipeline.jobs import PIPELINE_GROUP
 from deer_pipeline.partitions import camera_locations
@@ -37,10 +39,20 @@ class IdentityConfig(dg.Config):
     candidates: int = Field(default=10, description="Nearest deer fetched per tracklet")
     model_version: str | None = Field(
         default=None,
-        description="Embedding model to use; default the one covering most "
-        "of the location's detections",
+        description="Embedding model to use; default the configured re-ID "
+        "weights' when the location has its embeddings, else the one covering most detections",
     )
     gallery: bool = Field(default=True, description="Refresh the HTML gallery of every deer")
+
+
+def configured_embedding_version() -> str | None:
+    """Version of the configured re-ID weights (as the embedder names it), without loading them."""
+    spec = reid_weights()
+    if os.path.isfile(spec):
+        from deer_pipeline.vision.runtime import file_version
+
+        return file_version(spec)
+    return "random-0" if spec == "random" else None  # EmbedderConfig's default seed is 0
 
 
 def report_metadata(report: IdentityReport) -> dict[str, object]:
@@ -85,7 +97,13 @@ def deer_identities(
     )
     conn = database.connect()
     try:
-        report = identify_location(conn, key, match, model_version=config.model_version)
+        report = identify_location(
+            conn,
+            key,
+            match,
+            model_version=config.model_version,
+            preferred_version=configured_embedding_version(),
+        )
         metadata = report_metadata(report) | {"match_threshold": match.threshold}
         truth = image_root.path() / "ground_truth.json"
         with conn.cursor() as cur:

@@ -25,7 +25,9 @@ from deer_pipeline.reid.vectors import read_id_halfvecs
 _MODEL_VERSION = """
 SELECT e.model_version FROM embeddings e
   JOIN detections d ON d.id = e.detection_id JOIN images i ON i.id = d.image_id
- WHERE i.location_key = %s GROUP BY e.model_version ORDER BY count(*) DESC, e.model_version
+ WHERE i.location_key = %(loc)s
+ GROUP BY e.model_version
+ ORDER BY e.model_version = %(preferred)s DESC, count(*) DESC, e.model_version
  LIMIT 1
 """
 
@@ -113,9 +115,13 @@ class IdentityReport:
         return 1000.0 * self.match_seconds / self.tracklets if self.tracklets else 0.0
 
 
-def choose_model_version(cur, location_key: str) -> str | None:
-    """Return the embedding model that covers most of this location's detections (None: none)."""
-    cur.execute(_MODEL_VERSION, (location_key,))
+def choose_model_version(cur, location_key: str, preferred: str | None = None) -> str | None:
+    """Return the embedding model to identify a location with (None: it has no embeddings).
+
+    ``preferred`` (the configured embedder's version) wins when the location has embeddings of
+    it; otherwise the model that covers most of the location's detections.
+    """
+    cur.execute(_MODEL_VERSION, {"loc": location_key, "preferred": preferred or ""})
     row = cur.fetchone()
     return row[0] if row else None
 
@@ -169,6 +175,7 @@ def identify_location(
     match: MatchConfig | None = None,
     link: LinkConfig | None = None,
     model_version: str | None = None,
+    preferred_version: str | None = None,
 ) -> IdentityReport:
     """Re-derive the identities of one location and commit.
 
@@ -177,7 +184,9 @@ def identify_location(
         location_key: the partition key.
         match: gallery matching settings.
         link: tracklet linking settings.
-        model_version: the embedding model to use; default the one covering most detections.
+        model_version: the embedding model to use (overrides the choice below).
+        preferred_version: the configured embedder's version, used when the location has
+            embeddings of it; else the model covering most of its detections.
 
     Returns:
         Counts and timings of the run.
@@ -186,7 +195,7 @@ def identify_location(
     try:
         with conn.cursor() as cur:
             lock_identities(cur)
-            version = model_version or choose_model_version(cur, location_key)
+            version = model_version or choose_model_version(cur, location_key, preferred_version)
             report = IdentityReport(location_key, version)
             report.removed_sightings, deleted, founders = reset_location(cur, location_key)
             report.deleted_deer = len(deleted)

@@ -27,8 +27,10 @@ from PIL import Image
 
 CLASSES = ("doe", "fawn", "buck")
 STORE_MARGIN = 0.15  # context kept around each box (the embedder uses 0.05)
-MIN_SIDE = 12
+MIN_SIDE = 12  # boxes evaluated (about what the detector still finds)
 MIN_VISIBLE = 0.25
+TRAIN_MIN_SIDE = 16  # boxes trained on: tiny or mostly hidden deer teach little but noise
+TRAIN_MIN_VISIBLE = 0.35
 
 
 @dataclass
@@ -72,13 +74,13 @@ def _cut(args) -> list[tuple[np.ndarray, int]]:
     return out
 
 
-def keep_box(box: dict) -> bool:
-    """Return whether a ground-truth box is worth a training crop (big and visible enough)."""
+def keep_box(box: dict, min_side: float = MIN_SIDE, min_visible: float = MIN_VISIBLE) -> bool:
+    """Return whether a ground-truth box is big and visible enough to use."""
     x1, y1, x2, y2 = box["bbox"]
     return (
-        x2 - x1 >= MIN_SIDE
-        and y2 - y1 >= MIN_SIDE
-        and float(box.get("visible", 1.0)) >= MIN_VISIBLE
+        x2 - x1 >= min_side
+        and y2 - y1 >= min_side
+        and float(box.get("visible", 1.0)) >= min_visible
     )
 
 
@@ -98,7 +100,7 @@ def load_crops(roots: list[Path], size: int, workers: int, min_crops: int = 4) -
     for w, root in enumerate(roots):
         truth = json.loads((root / "ground_truth.json").read_text(encoding="utf-8"))
         for entry in truth["images"]:
-            kept = [b for b in entry["boxes"] if keep_box(b)]
+            kept = [b for b in entry["boxes"] if keep_box(b, TRAIN_MIN_SIDE, TRAIN_MIN_VISIBLE)]
             if not kept:
                 continue
             boxes = [(len(meta) + j, b["bbox"]) for j, b in enumerate(kept)]
@@ -201,13 +203,13 @@ def augment(x: torch.Tensor, out_size: int, gen: torch.Generator) -> torch.Tenso
     img = img * (1 - ir) + gray.expand_as(img) * ir
     mean = img.mean(dim=(1, 2, 3), keepdim=True)
     img = (img - mean) * u(0.7, 1.3, 1, 1, 1) + mean * u(0.7, 1.3, 1, 1, 1)
-    blur = torch.rand(n, device=dev, generator=gen) < 0.3
+    blur = torch.rand(n, device=dev, generator=gen) < 0.2
     if blur.any():
         sigma = 0.5 + 1.2 * float(torch.rand(1, device=dev, generator=gen))
         img[blur] = _gaussian_blur(img[blur], sigma)
-    noise = (torch.rand(n, 1, 1, 1, device=dev, generator=gen) < 0.3).float() * u(0, 10, 1, 1, 1)
+    noise = (torch.rand(n, 1, 1, 1, device=dev, generator=gen) < 0.2).float() * u(0, 10, 1, 1, 1)
     img = img + noise * torch.randn(img.shape, device=dev, generator=gen)
-    img = _erase(img, torch.rand(n, device=dev, generator=gen) < 0.3, gen)
+    img = _erase(img, torch.rand(n, device=dev, generator=gen) < 0.2, gen)
     return img.clamp_(0, 255)
 
 

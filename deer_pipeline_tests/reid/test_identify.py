@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from deer_pipeline.db.connect import connect
-from deer_pipeline.reid.identify import identify_location
+from deer_pipeline.reid.identify import choose_model_version, identify_location
 from deer_pipeline.reid.matching import MatchConfig
 from deer_pipeline_tests.reid.builders import EMB_VERSION, Scene, animal, sightings, view, walk
 
@@ -169,7 +169,10 @@ def test_gallery_follows_a_new_embedding_model(conn):
             " SELECT detection_id, 'emb-v2', embedding FROM embeddings"
         )
     conn.commit()
-    report = identify_location(conn, "L2", MATCH, model_version="emb-v2")
+    with conn.cursor() as cur:
+        assert choose_model_version(cur, "L2") == EMB_VERSION  # a tie: by name
+        assert choose_model_version(cur, "L2", preferred="emb-v2") == "emb-v2"
+    report = identify_location(conn, "L2", MATCH, preferred_version="emb-v2")
     assert report.deer_new == 0 and report.deer_matched == 1
     with conn.cursor() as cur:
         cur.execute("SELECT model_version, n_sightings FROM deer")

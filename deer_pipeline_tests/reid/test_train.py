@@ -10,15 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from deer_pipeline.reid.train import (
-    CosFace,
-    batch_hard_triplet,
-    join_parts,
-    main,
-    write_parts,
-)
+from deer_pipeline.reid.train import main
 from deer_pipeline.reid.train_data import PKSampler, augment
 from deer_pipeline.reid.train_eval import EvalSet, cluster, clustering_sweep, retrieval
+from deer_pipeline.reid.train_model import CosFace, batch_hard_triplet
+from deer_pipeline.reid.weights import join_parts, write_parts
 
 
 def test_losses():
