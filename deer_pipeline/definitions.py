@@ -5,10 +5,12 @@ import os
 import dagster as dg
 
 from deer_pipeline.assets.identities import deer_identities
+from deer_pipeline.assets.inference import inference
 from deer_pipeline.assets.raw_images import raw_images
 from deer_pipeline.jobs import pipeline_job
 from deer_pipeline.resources.database import DatabaseResource
 from deer_pipeline.resources.images import ImageRootResource
+from deer_pipeline.resources.models import DetectorResource, EmbedderResource
 from deer_pipeline.sensors import new_images_sensor
 
 
@@ -21,6 +23,7 @@ def _database() -> DatabaseResource:
 defs = dg.Definitions(
     assets=[
         raw_images,
+        inference,
         deer_identities,
     ],
     jobs=[pipeline_job],
@@ -30,6 +33,8 @@ defs = dg.Definitions(
     resources={
         "database": _database(),
         "image_root": ImageRootResource(),
+        "detector": DetectorResource(),
+        "embedder": EmbedderResource(),
     },
     executor=dg.in_process_executor,
 )

@@ -1,0 +1,310 @@
+"""``detections`` and ``embeddings``: one streaming pass of a location's images through the models.
+
+Both assets come from one step (the images are decoded once for both) and each can be materialized
+alone: ``embeddings`` alone re-embeds the stored boxes of the current detector. Batches are written
+while the next batch is inferred, each in its own transaction: binary COPY into a staging table,
+then an upsert on the natural keys, so re-runs replace rows and keep detection ids (human
+corrections and manual sightings refer to them). Boxes of the same detector version that no longer
+appear are deleted; images that cannot be decoded become ``failed`` with the reason.
+
+The HNSW index on ``embeddings`` is kept and written through (measured: see docs in the report of
+issue 5): rebuilding it costs time in proportion to the whole table, inserting in proportion to
+the partition.
+"""
+
+import time
+
+import dagster as dg
+import numpy as np
+from pydantic import Field
+
+from deer_pipeline import config
+from deer_pipeline.db.copy import copy_rows
+from deer_pipeline.jobs import PIPELINE_GROUP
+from deer_pipeline.partitions import camera_locations
+from deer_pipeline.pools import GPU_POOL
+from deer_pipeline.resources.database import DatabaseResource
+from deer_pipeline.resources.images import ImageRootResource
+from deer_pipeline.resources.models import DetectorResource, EmbedderResource, weights_version
+from deer_pipeline.vision.pipeline import BatchResult, InferencePipeline, PipelineConfig
+from deer_pipeline.vision.runtime import device_name
+
+DETECTIONS = dg.AssetKey("detections")
+EMBEDDINGS = dg.AssetKey("embeddings")
+CODE_REVISION = "1"
+
+_DET_COLUMNS = [
+    ("image_id", "int8"),
+    ("det_index", "int4"),
+    ("class_name", "text"),
+    ("confidence", "float4"),
+    ("x1", "float4"),
+    ("y1", "float4"),
+    ("x2", "float4"),
+    ("y2", "float4"),
+]
+_EMB_COLUMNS = [("detection_id", "int8"), ("embedding", "halfvec")]
+
+_UPSERT_DETECTIONS = """
+INSERT INTO detections (image_id, model_version, det_index, class_name, confidence, x1, y1, x2, y2)
+SELECT image_id, %s, det_index, class_name, confidence, x1, y1, x2, y2 FROM stage_detections
+ON CONFLICT (image_id, model_version, det_index) DO UPDATE SET
+    class_name = EXCLUDED.class_name, confidence = EXCLUDED.confidence,
+    x1 = EXCLUDED.x1, y1 = EXCLUDED.y1, x2 = EXCLUDED.x2, y2 = EXCLUDED.y2
+RETURNING id, image_id, det_index
+"""
+_DELETE_BEYOND = """
+DELETE FROM detections d USING unnest(%s::bigint[], %s::int[]) AS c(image_id, n)
+WHERE d.image_id = c.image_id AND d.model_version = %s AND d.det_index >= c.n
+"""
+_DELETE_NOT_OK = """
+DELETE FROM detections d USING images i
+WHERE d.image_id = i.id AND i.location_key = %s AND i.status <> 'ok' AND d.model_version = %s
+"""
+_UPSERT_EMBEDDINGS = """
+INSERT INTO embeddings (detection_id, model_version, embedding)
+SELECT detection_id, %s, embedding FROM stage_embeddings
+ON CONFLICT (detection_id, model_version) DO UPDATE SET embedding = EXCLUDED.embedding
+"""
+_MARK_FAILED = """
+UPDATE images SET status = 'failed', error = c.reason
+FROM unnest(%s::bigint[], %s::text[]) AS c(id, reason) WHERE images.id = c.id
+"""
+_STORED_BOXES = """
+SELECT i.id, i.rel_path, array_agg(d.id ORDER BY d.det_index),
+       array_agg(ARRAY[d.x1, d.y1, d.x2, d.y2] ORDER BY d.det_index)
+FROM images i JOIN detections d ON d.image_id = i.id AND d.model_version = %s
+WHERE i.location_key = %s AND i.status = 'ok' GROUP BY i.id ORDER BY i.id
+"""
+
+
+class InferenceConfig(dg.Config):
+    """Batching of the streaming pass."""
+
+    batch_size: int = Field(default=32, description="Images per batch (and per transaction)")
+    decode_workers: int | None = Field(default=None, description="Decode threads; default CPUs")
+
+
+def _stage_tables(cur) -> None:
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS stage_detections (image_id bigint, det_index int, "
+        "class_name text, confidence real, x1 real, y1 real, x2 real, y2 real) "
+        "ON COMMIT DELETE ROWS;"
+        "CREATE TEMP TABLE IF NOT EXISTS stage_embeddings (detection_id bigint, "
+        "embedding halfvec(2048)) ON COMMIT DELETE ROWS"
+    )
+
+
+def write_detections(cur, model_version: str, batch: BatchResult) -> np.ndarray:
+    """Upsert a batch's boxes, delete boxes that no longer appear; return the rows' ids.
+
+    Args:
+        cur: cursor inside the batch's transaction.
+        model_version: the detector's version.
+        batch: the pipeline's batch (failed images count as having no boxes).
+
+    Returns:
+        (n,) int64 detection ids aligned with the batch's rows.
+    """
+    b = batch.boxes
+    copy_rows(
+        cur,
+        "stage_detections",
+        _DET_COLUMNS,
+        {
+            "image_id": batch.det_image_id,
+            "det_index": batch.det_index,
+            "class_name": batch.class_name,
+            "confidence": batch.confidence,
+            "x1": b[:, 0],
+            "y1": b[:, 1],
+            "x2": b[:, 2],
+            "y2": b[:, 3],
+        },
+    )
+    ids = np.zeros(len(b), np.int64)
+    if len(b):
+        cur.execute(_UPSERT_DETECTIONS, (model_version,))
+        where = {
+            (int(i), int(k)): n
+            for n, (i, k) in enumerate(zip(batch.det_image_id, batch.det_index, strict=True))
+        }
+        for det_id, image_id, det_index in cur.fetchall():
+            ids[where[(image_id, det_index)]] = det_id
+    images = batch.image_ids + [i for i, _ in batch.failures]
+    counts = [int(np.sum(batch.det_image_id == i)) for i in images]
+    cur.execute(_DELETE_BEYOND, (images, counts, model_version))
+    return ids
+
+
+def write_embeddings(cur, model_version: str, det_ids: np.ndarray, embeddings: np.ndarray) -> int:
+    """Upsert embeddings of detections (staging COPY, then insert or replace)."""
+    n = copy_rows(
+        cur, "stage_embeddings", _EMB_COLUMNS, {"detection_id": det_ids, "embedding": embeddings}
+    )
+    if n:
+        cur.execute(_UPSERT_EMBEDDINGS, (model_version,))
+    return n
+
+
+def mark_failed(cur, failures: list[tuple[int, str]]) -> None:
+    """Set images that could not be decoded to ``failed`` with the reason."""
+    if failures:
+        cur.execute(_MARK_FAILED, ([i for i, _ in failures], [r for _, r in failures]))
+
+
+def _records(cur, root, location_key: str, detector_version: str | None):
+    """The partition's ok images as pipeline records; with a version, their stored boxes too."""
+    if detector_version is None:
+        cur.execute(
+            "SELECT id, rel_path FROM images WHERE location_key = %s AND status = 'ok' ORDER BY id",
+            (location_key,),
+        )
+        return [(i, root / rel) for i, rel in cur.fetchall()], {}
+    cur.execute(_STORED_BOXES, (detector_version, location_key))
+    rows = cur.fetchall()
+    det_ids = {i: np.asarray(ids, np.int64) for i, _, ids, _ in rows}
+    return [(i, root / rel, np.asarray(b, np.float32)) for i, rel, _, b in rows], det_ids
+
+
+def _specs() -> list[dg.AssetSpec]:
+    det_version = weights_version(config.detector_weights())
+    reid_version = weights_version(config.reid_weights())
+    common = dict(group_name=PIPELINE_GROUP, skippable=True, kinds={"pytorch", "postgres"})
+    return [
+        dg.AssetSpec(
+            DETECTIONS,
+            deps=["raw_images"],
+            code_version=f"{CODE_REVISION}+det-{det_version}",
+            description="Boxes of deer (doe/fawn/buck) in the location's images.",
+            **common,
+        ),
+        dg.AssetSpec(
+            EMBEDDINGS,
+            deps=[DETECTIONS],
+            code_version=f"{CODE_REVISION}+det-{det_version}+reid-{reid_version}",
+            description="Re-ID embeddings (ResNet50, 2048-d halfvec) of every detection.",
+            **common,
+        ),
+    ]
+
+
+@dg.multi_asset(
+    specs=_specs(),
+    name="inference",
+    partitions_def=camera_locations,
+    can_subset=True,
+    pool=GPU_POOL,
+)
+def inference(
+    context: dg.AssetExecutionContext,
+    config: InferenceConfig,
+    database: DatabaseResource,
+    image_root: ImageRootResource,
+    detector: DetectorResource,
+    embedder: EmbedderResource,
+):
+    """Detect and/or embed the partition's ok images in one streaming pass."""
+    key = context.partition_key
+    selected = context.selected_asset_keys
+    detect = DETECTIONS in selected
+    det_model = detector.get() if detect else None
+    emb_model = embedder.get() if EMBEDDINGS in selected else None
+    det_version = det_model.model_version if det_model else _stored_version(detector)
+    conn = database.connect()
+    try:
+        with conn, conn.cursor() as cur:
+            _stage_tables(cur)
+            records, stored_ids = _records(
+                cur, image_root.path(), key, None if detect else det_version
+            )
+        pipe_cfg = PipelineConfig(
+            batch_size=config.batch_size,
+            decode_workers=config.decode_workers,
+            embeddings_dtype="float16",
+        )
+        pipeline = InferencePipeline(det_model, emb_model, pipe_cfg)
+        write_s, rows = 0.0, {"detections": 0, "embeddings": 0}
+        for batch in pipeline.run(records):
+            start = time.perf_counter()
+            with conn, conn.cursor() as cur:
+                mark_failed(cur, batch.failures)
+                if detect:
+                    ids = write_detections(cur, det_version, batch)
+                else:
+                    ids = _stored(stored_ids, batch)
+                rows["detections"] += len(ids)
+                if emb_model is not None:
+                    rows["embeddings"] += write_embeddings(
+                        cur, emb_model.model_version, ids, batch.embeddings
+                    )
+            write_s += time.perf_counter() - start
+        if detect:
+            with conn, conn.cursor() as cur:
+                cur.execute(_DELETE_NOT_OK, (key, det_version))
+                removed_not_ok = cur.rowcount
+    finally:
+        conn.close()
+    times = pipeline.times
+    device = det_model.device if det_model else emb_model.device
+    figures = {
+        "images": times.images,
+        "failed_images": times.failed,
+        "images_per_s": round(times.images_per_s, 2),
+        "decode_worker_seconds": round(times.decode_s, 3),
+        "detect_seconds": round(times.detect_s, 3),
+        "embed_seconds": round(times.embed_s, 3),
+        "wait_for_decode_seconds": round(times.wait_input_s, 3),
+        "write_seconds": round(write_s, 3),
+        "elapsed_seconds": round(times.elapsed_s, 3),
+        "db_write_share": round(write_s / times.elapsed_s, 3) if times.elapsed_s else 0.0,
+        "decode_long_side": pipeline.decode_long_side,
+        "device": device_name(device),
+    }
+    context.log.info(f"{key}: {times.images} images, {rows}, {times.images_per_s:.1f} images/s")
+    if detect:
+        yield dg.MaterializeResult(
+            asset_key=DETECTIONS,
+            metadata={
+                **figures,
+                "detections": rows["detections"],
+                "model_version": det_version,
+                "removed_for_images_not_ok": removed_not_ok,
+            },
+            data_version=dg.DataVersion(det_version),
+        )
+    if emb_model is not None:
+        meta = {
+            **figures,
+            "embeddings": rows["embeddings"],
+            "model_version": emb_model.model_version,
+            "detector_model_version": det_version,
+            "weights_kind": emb_model.weights_kind,
+        }
+        if emb_model.warning:
+            meta["warning"] = emb_model.warning
+            context.log.warning(emb_model.warning)
+        yield dg.MaterializeResult(
+            asset_key=EMBEDDINGS,
+            metadata=meta,
+            data_version=dg.DataVersion(f"{det_version}+{emb_model.model_version}"),
+        )
+
+
+def _stored_version(detector: DetectorResource) -> str:
+    """The configured detector's version, for embedding its stored boxes without loading it."""
+    version = weights_version(detector.detector_config().weights)
+    if version == "missing":
+        raise dg.Failure("detector weights not found: cannot tell which stored boxes to embed")
+    return version
+
+
+def _stored(stored_ids: dict[int, np.ndarray], batch: BatchResult) -> np.ndarray:
+    """Ids of the stored detections a batch of given boxes stands for, in row order."""
+    return np.array(
+        [
+            stored_ids[int(i)][int(k)]
+            for i, k in zip(batch.det_image_id, batch.det_index, strict=True)
+        ],
+        np.int64,
+    )
