@@ -125,3 +125,22 @@ def test_split_survives_rerun(conn):
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM review_log WHERE action = 'split'")
         assert cur.fetchone()[0] >= 1
+
+
+def test_review_commands(conn, capsys):
+    from deer_pipeline.cli import main
+    from deer_pipeline.reid.commands import CORRECTION_CLASSES as CLI_CLASSES
+    from deer_pipeline.reid.review import CORRECTION_CLASSES
+
+    assert CLI_CLASSES == CORRECTION_CLASSES
+    ids, a, b = _two_looks_of_one_doe(conn)
+    assert main(["deer", "list"]) == 0
+    assert "2 deer" in capsys.readouterr().out
+    assert main(["deer", "merge", str(a), str(b)]) == 0
+    assert f"merged deer {b} into deer {a}: 6 sightings" in capsys.readouterr().out
+    assert main(["deer", "split", "--sighting", str(ids[0]), str(ids[1])]) == 0
+    assert f"moved 2 sighting(s) from deer {a}" in capsys.readouterr().out
+    assert main(["detection", "correct", str(ids[5]), "--class", "not-deer"]) == 0
+    assert "is now not-deer" in capsys.readouterr().out
+    assert main(["deer", "merge", str(a), "999999"]) == 2
+    assert "does not exist" in capsys.readouterr().err
