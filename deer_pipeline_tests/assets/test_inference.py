@@ -88,6 +88,9 @@ def test_detect_embed_rerun_stale_and_subsets(world, clean_db):
     assert (det_meta["images"], det_meta["failed_images"]) == (5, 1)
     assert 0 < det_meta["db_write_share"] < 1 and det_meta["images_per_s"] > 0
     assert emb_meta["model_version"] == "random-0" and "random" in emb_meta["warning"]
+    assert emb_meta["hnsw"] == "rebuilt"  # a first load into an empty table
+    cur.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'embeddings_hnsw'")
+    assert "hnsw" in cur.fetchone()[0]
     cur.execute("SELECT status, error FROM images WHERE id = %s", (broken_id,))
     status, error = cur.fetchone()
     assert status == "failed" and "cannot decode" in error
@@ -112,4 +115,6 @@ def test_detect_embed_rerun_stale_and_subsets(world, clean_db):
     only = _run(instance, key, resources, selection=["detections"])
     assert set(only) == {"detections"}
     assert _rows(cur) == (again, again_embs)
+    cur.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 'embeddings_hnsw'")
+    assert cur.fetchone()[0] == 1
     conn.close()
