@@ -97,7 +97,7 @@ def decode_bytes(
         DecodeError: the bytes are not a decodable image (truncated, corrupt, unknown format).
     """
     try:
-        with _pil_open()(io.BytesIO(data)) as im:
+        with pil_open()(io.BytesIO(data)) as im:
             full_w, full_h = im.size
             orientation = _orientation(im)
             array = None
@@ -148,7 +148,7 @@ def _orientation(im: Image.Image) -> int:
     return value if 1 <= value <= 8 else 1
 
 
-def _pil_open():
+def pil_open():
     """Return Pillow's own ``Image.open``.
 
     Importing ultralytics replaces ``Image.open`` with a wrapper that, on the first file Pillow
