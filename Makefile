@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser run test lint clean
+.PHONY: install system-deps run test lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,deploy]'
 	$(BIN)/pip check
 	touch $(STAMP)
 
@@ -22,14 +22,20 @@ run: install
 	$(BIN)/deer-pipeline run
 	$(BIN)/deer-pipeline dev
 
-## Headless Chromium and its driver for the browser test (Debian packages; needs root or sudo).
-browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+## Debian packages the tests drive: headless Chromium + driver (browser test) and a Compose CLI
+## (validates deploy/compose). Installed only when missing; needs root or sudo.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	{ docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null; } || \
+	  missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
 
 ## Lint and run the whole test suite (the same command CI runs).
-test: install browser
+test: install system-deps
 	$(BIN)/ruff check deer_pipeline deer_pipeline_tests scripts
 	$(BIN)/python -m pytest -q -ra
 

@@ -35,11 +35,11 @@ def _skip_font_download(font: str = "Arial.ttf") -> None:
 
 def offline_yolo():
     """Import ultralytics strictly offline and return its ``YOLO`` class."""
-    os.environ["YOLO_OFFLINE"] = "1"
-    from ultralytics import YOLO, settings
+    from deer_pipeline.vision.offline import import_ultralytics
 
-    settings.update({"sync": False})
+    import_ultralytics()
     import ultralytics.data.utils as data_utils
+    from ultralytics import YOLO
 
     data_utils.check_font = _skip_font_download
     return YOLO

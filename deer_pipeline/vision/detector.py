@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from deer_pipeline.vision.decode import DecodedImage
+from deer_pipeline.vision.offline import import_ultralytics
 from deer_pipeline.vision.runtime import file_version, resolve_device
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -91,11 +92,9 @@ class Detector:
         Raises:
             FileNotFoundError: the weights file does not exist.
         """
-        import ultralytics
+        import_ultralytics()  # offline, no analytics, Pillow's Image.open restored
         from ultralytics.data.augment import LetterBox
         from ultralytics.nn.autobackend import AutoBackend
-
-        ultralytics.settings.update({"sync": False})  # no analytics calls
 
         if not os.path.isfile(config.weights):
             raise FileNotFoundError(f"detector weights not found: {config.weights}")

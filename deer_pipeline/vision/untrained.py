@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from deer_pipeline.vision.offline import import_ultralytics
+
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 DEMO_CLASSES = ("doe", "fawn", "buck")
@@ -42,6 +44,7 @@ def save_untrained_detector(
     Returns:
         The path written.
     """
+    import_ultralytics()
     from ultralytics import YOLO
     from ultralytics.nn.tasks import DetectionModel
 

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +69,6 @@ def test_container_instance_config_is_valid_and_pooled_like_the_local_one():
 
 
 def test_docker_run_launcher_accepts_its_config():
-    pytest.importorskip("dagster_docker", reason="the optional `deploy` extra is not installed")
     from dagster._config import process_config
     from dagster_docker import DockerRunLauncher
 
@@ -91,8 +89,7 @@ def _compose_cli() -> list[str] | None:
 
 def test_compose_config_resolves():
     cli = _compose_cli()
-    if cli is None:
-        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    assert cli is not None, "no Compose CLI: `make test` installs Debian's docker-compose"
     for env_file in ([], ["--env-file", str(COMPOSE_DIR / ".env.example")]):
         result = subprocess.run(
             [*cli, *env_file, "-f", str(COMPOSE), "config", "-q"],

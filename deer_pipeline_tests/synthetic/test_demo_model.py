@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from deer_pipeline.config import DEFAULT_DETECTOR_WEIGHTS
 from deer_pipeline.synthetic.train_detector import README_LABEL, ci_holdout_map50
 
 README = DEFAULT_DETECTOR_WEIGHTS.parent / "README.md"
 
 
-@pytest.mark.skipif(
-    not DEFAULT_DETECTOR_WEIGHTS.exists(),
-    reason="models/deer_detector_demo.pt is not committed yet",
-)
 def test_demo_model_map50_matches_readme():
     text = README.read_text(encoding="utf-8") if README.exists() else ""
     found = re.search(re.escape(README_LABEL) + r"\s*[:=]\s*([0-9]*\.?[0-9]+)", text)

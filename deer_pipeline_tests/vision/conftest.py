@@ -49,7 +49,7 @@ def synthetic_paths(synthetic_dir) -> list[Path]:
 def real_paths() -> list[Path]:
     paths = sorted((SHARED_DATA / "southwest").glob("*.JPG"))
     if not paths:
-        pytest.skip(f"real camera-trap photos not found under {SHARED_DATA}")
+        pytest.fail(f"real camera-trap photos not found under {SHARED_DATA}")
     return paths
 
 

@@ -77,7 +77,6 @@ def test_errors_in_the_inference_thread_reach_the_caller(detector):
         list(InferencePipeline(detector).run([(1,)]))  # not an (id, path) pair
 
 
-@pytest.mark.skipif(not DEFAULT_DETECTOR_WEIGHTS.exists(), reason="trained demo detector not built")
 def test_reduced_decode_loses_no_recall(synthetic_dir):
     """With the trained demo detector: recall at IoU 0.5 against ground truth, draft vs full."""
     from deer_pipeline.vision.detector import Detector, DetectorConfig
