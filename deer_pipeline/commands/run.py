@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 
 from deer_pipeline.errors import DeerError
 
@@ -38,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="console log level of the runs (the UI keeps every event; default WARNING)",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="YAML",
+        help="Dagster run config file, e.g. resources: {detector: {config: {imgsz: 320}}}",
     )
     parser.set_defaults(func=run_command)
 
@@ -70,14 +77,66 @@ def _selected_keys(selection: str | None):
     job_keys = set(pipeline_job().asset_layer.executable_asset_keys)
     if not selection:
         return sorted(job_keys, key=str)
+    from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
+
     try:
         resolved = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())
-    except Exception as exc:  # Dagster raises several types for a bad selection string
+    except DagsterInvalidAssetSelectionError as exc:
         raise DeerError(f"invalid --select {selection!r}: {exc}") from exc
     keys = sorted(set(resolved) & job_keys, key=str)
     if not keys:
         raise DeerError(f"--select {selection!r} matches no per-location asset")
     return keys
+
+
+def _run_config(args: argparse.Namespace) -> dict:
+    import yaml
+
+    config: dict = {}
+    if args.config:
+        try:
+            with open(args.config, encoding="utf-8") as handle:
+                config = yaml.safe_load(handle) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise DeerError(f"cannot read --config {args.config}: {exc}") from exc
+        if not isinstance(config, dict):
+            raise DeerError(f"--config {args.config} must hold a mapping")
+    config.setdefault("loggers", {"console": {"config": {"log_level": args.log_level}}})
+    return config
+
+
+def release_dead_cli_runs(instance) -> list[str]:
+    """Fail runs that an earlier ``deer-pipeline run`` process left STARTED when it died.
+
+    Such runs execute inside the CLI process, with no daemon watching them: if that process is
+    killed mid-step, the run stays STARTED and keeps its concurrency slots (``gpu``, ``identity``)
+    forever. Each CLI run records its host and pid; a run whose process is gone is marked failed
+    and its slots are freed.
+
+    Returns:
+        The ids of the runs released.
+    """
+    import socket
+
+    import dagster as dg
+    import psutil
+
+    released = []
+    records = instance.get_run_records(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={"deer/launched_by": "cli"})
+    )
+    for record in records:
+        tags = record.dagster_run.tags
+        if tags.get("deer/cli_host") != socket.gethostname():
+            continue
+        pid = int(tags.get("deer/cli_pid", "0"))
+        if pid and psutil.pid_exists(pid) and pid != os.getpid():
+            continue
+        run_id = record.dagster_run.run_id
+        instance.report_run_failed(record.dagster_run, "the deer-pipeline run process died")
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+        released.append(run_id)
+    return released
 
 
 def _summarize(result) -> list[str]:
@@ -117,7 +176,10 @@ def run_command(args: argparse.Namespace) -> int:
             raise DeerError(f"unknown location(s): {', '.join(sorted(unknown))}")
         locations = chosen
     keys = _selected_keys(args.select)
+    run_config = _run_config(args)
     instance = dg.DagsterInstance.get()
+    for run_id in release_dead_cli_runs(instance):
+        print(f"released run {run_id}: its deer-pipeline run process had died")
     existing = set(instance.get_dynamic_partitions(camera_locations.name))
     new = [loc.key for loc in locations if loc.key not in existing]
     if new:
@@ -127,8 +189,13 @@ def run_command(args: argparse.Namespace) -> int:
         result = dg.execute_job(
             dg.reconstructable(pipeline_job),
             instance=instance,
-            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
-            tags={"dagster/partition": loc.key, "deer/launched_by": "cli"},
+            run_config=run_config,
+            tags={
+                "dagster/partition": loc.key,
+                "deer/launched_by": "cli",
+                "deer/cli_host": socket.gethostname(),
+                "deer/cli_pid": str(os.getpid()),
+            },
             asset_selection=keys,
         )
         status = "succeeded" if result.success else "FAILED"
