@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "deer_pipeline.commands.db",
     "deer_pipeline.commands.dev",
     "deer_pipeline.commands.run",
+    "deer_pipeline.commands.bench",
     "deer_pipeline.synthetic.commands",
     "deer_pipeline.reid.commands",
     "deer_pipeline.exports.commands",

@@ -4,10 +4,11 @@ import os
 
 import dagster as dg
 
+from deer_pipeline.assets.benchmark import benchmark
 from deer_pipeline.assets.identities import deer_identities
 from deer_pipeline.assets.inference import inference
 from deer_pipeline.assets.raw_images import raw_images
-from deer_pipeline.jobs import pipeline_job
+from deer_pipeline.jobs import benchmark_job, pipeline_job
 from deer_pipeline.resources.database import DatabaseResource
 from deer_pipeline.resources.images import ImageRootResource
 from deer_pipeline.resources.models import DetectorResource, EmbedderResource
@@ -25,8 +26,9 @@ defs = dg.Definitions(
         raw_images,
         inference,
         deer_identities,
+        benchmark,
     ],
-    jobs=[pipeline_job],
+    jobs=[pipeline_job, benchmark_job],
     sensors=[
         new_images_sensor,
     ],

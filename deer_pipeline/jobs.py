@@ -10,3 +10,11 @@ pipeline_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(PIPELINE_GROUP),
     description="Ingest, detect, embed and identify the deer of one camera location.",
 )
+
+BENCHMARK_JOB = "benchmark_job"
+
+benchmark_job = dg.define_asset_job(
+    BENCHMARK_JOB,
+    selection=dg.AssetSelection.groups("benchmarks"),
+    description="Measure decode-only, model-only and end-to-end throughput on a fixed sample.",
+)

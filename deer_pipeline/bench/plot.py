@@ -27,8 +27,15 @@ def fetch_runs(conn) -> list[dict]:
             "SELECT id, started_at, device, images, e2e_images_per_s, model_only_images_per_s,"
             " (details->>'decode_only_images_per_s')::float FROM benchmark_runs ORDER BY started_at"
         )
-        names = ("id", "started_at", "device", "images", "e2e_images_per_s",
-                 "model_only_images_per_s", "decode_only_images_per_s")
+        names = (
+            "id",
+            "started_at",
+            "device",
+            "images",
+            "e2e_images_per_s",
+            "model_only_images_per_s",
+            "decode_only_images_per_s",
+        )
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
@@ -49,8 +56,9 @@ def plot_throughput(runs: list[dict], path: Path) -> Path:
     for key, label in SERIES:
         values = [run.get(key) for run in runs]
         if any(v is not None for v in values):
-            ax.plot(x, [v if v is not None else float("nan") for v in values], marker="o",
-                    label=label)
+            ax.plot(
+                x, [v if v is not None else float("nan") for v in values], marker="o", label=label
+            )
     ax.set_xlabel("benchmark run")
     ax.set_ylabel("images / s")
     devices = sorted({str(run["device"]) for run in runs})

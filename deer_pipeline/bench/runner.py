@@ -1,0 +1,222 @@
+"""The benchmark: decode-only, model-only and end-to-end throughput on one fixed sample, one run.
+
+All figures come from the same process, models and images, measured side by side (these machines
+are noisy; only ratios compare across runs, absolute times count on a GPU):
+
+- decode-only: the files to arrays, in the pipeline's decode pool;
+- model-only: detector and embedder on inputs decoded and cropped beforehand;
+- end-to-end: the ``detections``/``embeddings`` assets' own path (streaming decode, inference and
+  the binary-COPY writes of ``db/inference_store.py``) into the real database, for a scratch
+  location that is deleted afterwards;
+- the same detection and embedding rows written again the way the replaced system wrote them
+  (SQLAlchemy ``bulk_save_objects``) for the write-speed ratio.
+
+The result goes into ``benchmark_runs`` and is returned as a dict (the ``bench`` command prints it
+as JSON; the ``benchmark`` asset reports it as metadata).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deer_pipeline.bench.legacy_writer import write_with_bulk_save_objects
+from deer_pipeline.db.connect import DatabaseUrls, connect
+from deer_pipeline.db.inference_store import hnsw_policy, stage_tables, write_all
+from deer_pipeline.vision import measure
+from deer_pipeline.vision.detector import Detector
+from deer_pipeline.vision.embedder import Embedder
+from deer_pipeline.vision.pipeline import InferencePipeline, PipelineConfig
+from deer_pipeline.vision.runtime import device_name
+
+BENCH_LOCATION = "benchmark-scratch"
+MODEL_ONLY_MAX_IMAGES = 200  # model-only holds every decoded image in memory
+
+
+@dataclass(frozen=True)
+class BenchSample:
+    """The fixed synthetic sample a benchmark runs on."""
+
+    images: int = 200
+    width: int = 1920
+    height: int = 1080
+    seed: int = 2024
+
+
+def ensure_sample(cache: Path, sample: BenchSample) -> list[Path]:
+    """Generate the sample once under ``cache`` (reused by later runs) and return its files."""
+    from deer_pipeline.synthetic import generate_dataset
+
+    root = cache / f"bench-{sample.images}-{sample.width}x{sample.height}-s{sample.seed}"
+    if not (root / "ground_truth.json").exists():
+        generate_dataset(
+            root,
+            images=sample.images,
+            locations=2,
+            seed=sample.seed,
+            width=sample.width,
+            height=sample.height,
+        )
+    return sorted(root.rglob("*.JPG"))
+
+
+def _insert_scratch_images(conn, paths: list[Path]) -> list[tuple[int, Path]]:
+    with conn, conn.cursor() as cur:
+        _delete_scratch(cur)
+        cur.execute(
+            "INSERT INTO locations (key, folder) VALUES (%s, %s)", (BENCH_LOCATION, BENCH_LOCATION)
+        )
+        cur.execute(
+            "INSERT INTO images (location_key, rel_path, status)"
+            " SELECT %s, p, 'ok' FROM unnest(%s::text[]) AS p ORDER BY p RETURNING id, rel_path",
+            (BENCH_LOCATION, [f"{BENCH_LOCATION}/{p}" for p in map(str, paths)]),
+        )
+        by_path = {rel.split("/", 1)[1]: image_id for image_id, rel in cur.fetchall()}
+    return [(by_path[str(p)], p) for p in paths]
+
+
+def _delete_scratch(cur) -> None:
+    cur.execute("DELETE FROM images WHERE location_key = %s", (BENCH_LOCATION,))
+    cur.execute("DELETE FROM locations WHERE key = %s", (BENCH_LOCATION,))
+
+
+def _stored_rows(conn, model_version: str) -> tuple[dict, np.ndarray]:
+    """Read back what the end-to-end pass stored: the rows the legacy writer writes again."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT d.image_id, d.model_version, d.det_index, d.class_name, d.confidence,"
+            " d.x1, d.y1, d.x2, d.y2, e.embedding::vector::real[] FROM detections d"
+            " JOIN images i ON i.id = d.image_id"
+            " JOIN embeddings e ON e.detection_id = d.id AND e.model_version = %s"
+            " WHERE i.location_key = %s ORDER BY d.id",
+            (model_version, BENCH_LOCATION),
+        )
+        rows = cur.fetchall()
+    names = (
+        "image_id",
+        "model_version",
+        "det_index",
+        "class_name",
+        "confidence",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+    )
+    detections = {name: [r[k] for r in rows] for k, name in enumerate(names)}
+    embeddings = np.array([r[9] for r in rows], np.float32).reshape(len(rows), -1)
+    return detections, embeddings
+
+
+def run_benchmark(
+    urls: DatabaseUrls,
+    detector: Detector,
+    embedder: Embedder,
+    paths: list[Path],
+    batch_size: int = 32,
+) -> dict:
+    """Measure every stage on ``paths`` and record a ``benchmark_runs`` row.
+
+    Args:
+        urls: the database (data database gets the scratch rows and the result row).
+        detector: loaded detector.
+        embedder: loaded embedder.
+        paths: the sample's image files.
+        batch_size: images per batch (and per write transaction) in the end-to-end pass.
+
+    Returns:
+        Every figure, flat (the same dict is stored as the row's ``details``).
+    """
+    started = time.time()
+    config = PipelineConfig(batch_size=batch_size, embeddings_dtype="float16")
+    probe = InferencePipeline(detector, embedder, config)
+    long_side = probe.decode_long_side
+    workers = probe.config.decode_workers or min(16, os.cpu_count() or 1)
+
+    decode = measure.decode_only(paths, long_side, workers)
+    model = measure.model_only(detector, embedder, paths[:MODEL_ONLY_MAX_IMAGES], long_side)
+
+    conn = connect(urls.data)
+    index_conn = connect(urls.data)
+    try:
+        records = _insert_scratch_images(conn, paths)
+        with conn, conn.cursor() as cur:
+            stage_tables(cur)
+        pipeline = InferencePipeline(detector, embedder, config)
+        with hnsw_policy(index_conn, "auto", len(records)) as hnsw:
+            write_s, rows = write_all(
+                conn, pipeline.run(records), detector.model_version, True, embedder, {}
+            )
+        times = pipeline.times
+        e2e_s = times.elapsed_s + hnsw["hnsw_seconds"]
+        det_rows, emb_rows = _stored_rows(conn, embedder.model_version)
+        legacy = write_with_bulk_save_objects(urls.data_sqlalchemy, det_rows, emb_rows)
+        with conn, conn.cursor() as cur:
+            _delete_scratch(cur)
+    finally:
+        index_conn.close()
+        conn.close()
+
+    written = rows["detections"] + rows["embeddings"]
+    our_rows_per_s = written / write_s if write_s else 0.0
+    e2e = len(records) / e2e_s
+    result = {
+        "images": len(records),
+        "device": device_name(detector.device),
+        "detector_version": detector.model_version,
+        "embedder_version": embedder.model_version,
+        "decode_long_side": long_side,
+        "decode_workers": workers,
+        "batch_size": batch_size,
+        "decode_only_images_per_s": decode["images_per_s"],
+        "model_only_images": model["images"],
+        "model_only_images_per_s": model["images_per_s"],
+        "detect_ms_per_image": model["detect_ms_per_image"],
+        "embed_ms_per_crop": model["embed_ms_per_crop"],
+        "e2e_images_per_s": round(e2e, 3),
+        "e2e_vs_model_only": round(e2e / model["images_per_s"], 3),
+        "e2e_seconds": round(e2e_s, 3),
+        "detections": rows["detections"],
+        "embeddings": rows["embeddings"],
+        "write_seconds": round(write_s, 3),
+        "db_write_share": round(write_s / e2e_s, 4),
+        "hnsw": hnsw["hnsw"],
+        "hnsw_seconds": hnsw["hnsw_seconds"],
+        "write_rows_per_s": round(our_rows_per_s, 1),
+        "bulk_save_objects_rows_per_s": round(legacy.rows_per_s, 1),
+        "write_speedup_vs_bulk_save_objects": round(our_rows_per_s / legacy.rows_per_s, 1)
+        if legacy.rows_per_s
+        else None,
+        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "seconds_total": round(time.time() - started, 1),
+    }
+    _record(urls, result)
+    return result
+
+
+def _record(urls: DatabaseUrls, result: dict) -> None:
+    conn = connect(urls.data)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO benchmark_runs (device, images, e2e_images_per_s,"
+                " model_only_images_per_s, db_write_share, details)"
+                " VALUES (%s, %s, %s, %s, %s, %s::jsonb) RETURNING id",
+                (
+                    result["device"],
+                    result["images"],
+                    result["e2e_images_per_s"],
+                    result["model_only_images_per_s"],
+                    result["db_write_share"],
+                    json.dumps(result),
+                ),
+            )
+            result["benchmark_run_id"] = cur.fetchone()[0]
+    finally:
+        conn.close()

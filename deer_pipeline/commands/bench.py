@@ -1,0 +1,100 @@
+"""``deer-pipeline bench``: the benchmark asset's measurement, headless; last line is JSON.
+
+With ``--materialize`` the measurement runs as a Dagster run of the ``benchmark`` asset instead,
+so it also appears in the UI with its metadata plotted over time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``bench`` command."""
+    parser = subparsers.add_parser("bench", help="measure throughput per stage (JSON last line)")
+    parser.add_argument("--images", type=int, default=200, help="synthetic 1920x1080 images")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    parser.add_argument(
+        "--plot",
+        default=None,
+        metavar="PNG",
+        help="also draw throughput across all recorded runs to this file",
+    )
+    parser.add_argument(
+        "--materialize",
+        action="store_true",
+        help="run it as a Dagster run of the benchmark asset (seen in the UI)",
+    )
+    parser.set_defaults(func=bench_command)
+
+
+def _materialize(args: argparse.Namespace) -> dict:
+    import dagster as dg
+
+    from deer_pipeline.commands.run import release_dead_cli_runs
+    from deer_pipeline.jobs import BENCHMARK_JOB
+
+    instance = dg.DagsterInstance.get()
+    release_dead_cli_runs(instance)
+    result = dg.execute_job(
+        dg.reconstructable(benchmark_job_def),
+        instance=instance,
+        run_config={
+            "ops": {
+                "benchmark": {"config": {"images": args.images, "batch_size": args.batch_size}}
+            },
+            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        },
+        tags={"deer/launched_by": "cli"},
+    )
+    if not result.success:
+        print(f"benchmark run {result.run_id} failed", file=sys.stderr)
+        return {}
+    event = result.get_asset_materialization_events()[0]
+    details = event.materialization.metadata["details"].value
+    print(f"{BENCHMARK_JOB} run {result.run_id} succeeded")
+    return details
+
+
+def benchmark_job_def():
+    """Return the benchmark job definition (the target of ``reconstructable``)."""
+    from deer_pipeline.definitions import defs
+    from deer_pipeline.jobs import BENCHMARK_JOB
+
+    return defs.resolve_job_def(BENCHMARK_JOB)
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    """Measure, record in ``benchmark_runs`` and print the figures as one JSON object."""
+    from pathlib import Path
+
+    from deer_pipeline.instance import prepare_environment
+
+    urls = prepare_environment()
+    if args.materialize:
+        result = _materialize(args)
+        if not result:
+            return 1
+    else:
+        from deer_pipeline.bench.runner import BenchSample, ensure_sample, run_benchmark
+        from deer_pipeline.config import deer_home
+        from deer_pipeline.resources.models import DetectorResource, EmbedderResource
+
+        paths = ensure_sample(deer_home() / "bench", BenchSample(images=args.images))
+        result = run_benchmark(
+            urls, DetectorResource().get(), EmbedderResource().get(), paths, args.batch_size
+        )
+    if args.plot:
+        from deer_pipeline.bench.plot import fetch_runs, plot_throughput
+        from deer_pipeline.db.connect import connect
+
+        conn = connect(urls.data)
+        try:
+            path = plot_throughput(fetch_runs(conn), Path(args.plot))
+        finally:
+            conn.close()
+        print(f"throughput plot: {path}")
+    print(json.dumps(result, sort_keys=True))
+    return 0
