@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Run the main job on the embedded default: database, demo data (when DEER_IMAGE_ROOT is unset),
-## every location materialized, then the Dagster UI with the daemon and sensor on 127.0.0.1:3000.
+## every location materialized, the benchmark measured, then the Dagster UI with the daemon and
+## the sensor on 127.0.0.1:3000.
 run: install
 	$(BIN)/deer-pipeline run
+	$(BIN)/deer-pipeline bench --images 48 --materialize
 	$(BIN)/deer-pipeline dev
 
 ## Debian packages the tests drive: headless Chromium + driver (browser test) and a Compose CLI

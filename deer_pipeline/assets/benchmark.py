@@ -26,7 +26,9 @@ PLOTTED = (
 class BenchmarkConfig(dg.Config):
     """Size of the fixed sample and of the batches."""
 
-    images: int = Field(default=100, description="Synthetic 1920x1080 images in the sample")
+    images: int = Field(default=100, description="Synthetic images in the sample")
+    width: int = Field(default=1920, description="Frame width of the sample")
+    height: int = Field(default=1080, description="Frame height of the sample")
     batch_size: int = Field(default=32, description="Images per batch in the end-to-end pass")
 
 
@@ -49,7 +51,8 @@ def benchmark(
     embedder: EmbedderResource,
 ) -> dg.MaterializeResult:
     """Decode-only, model-only and end-to-end images/s, write share and write-speed ratio."""
-    paths = ensure_sample(deer_home() / "bench", BenchSample(images=config.images))
+    sample = BenchSample(images=config.images, width=config.width, height=config.height)
+    paths = ensure_sample(deer_home() / "bench", sample)
     result = run_benchmark(
         database.urls(), detector.get(), embedder.get(), paths, batch_size=config.batch_size
     )
