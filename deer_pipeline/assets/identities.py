@@ -17,13 +17,13 @@ from deer_pipeline.config import deer_home, reid_weights
 from deer_pipeline.exports.gallery import write_gallery
 from deer_pipeline.jobs import PIPELINE_GROUP
 from deer_pipeline.partitions import camera_locations
+from deer_pipeline.pools import IDENTITY_POOL
 from deer_pipeline.reid.identify import IdentityReport, identify_location
 from deer_pipeline.reid.matching import MatchConfig, default_match_config
 from deer_pipeline.reid.metrics import evaluate_database
 from deer_pipeline.resources.database import DatabaseResource
 from deer_pipeline.resources.images import ImageRootResource
 
-IDENTITY_POOL = "identity"  # one slot (dagster.yaml): identity steps run one at a time
 METHODS = ("burst", "match", "new", "manual")
 
 
