@@ -46,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="YAML",
         help="Dagster run config file, e.g. resources: {detector: {config: {imgsz: 320}}}",
     )
+    parser.add_argument(
+        "--demo-images",
+        type=int,
+        default=DEMO_IMAGES,
+        help=f"frames in the demo set made when DEER_IMAGE_ROOT is unset (default {DEMO_IMAGES})",
+    )
     parser.set_defaults(func=run_command)
 
 
@@ -57,16 +63,22 @@ def pipeline_job():
     return defs.resolve_job_def(PIPELINE_JOB)
 
 
-def _ensure_demo_images() -> None:
+def ensure_demo_images(user_image_root: str | None, images: int) -> None:
+    """Generate the synthetic demo set when the user named no image root and none exists yet.
+
+    Args:
+        user_image_root: ``DEER_IMAGE_ROOT`` as the user set it (before any defaulting).
+        images: how many demo frames to write.
+    """
     from deer_pipeline.config import image_root
 
     root = image_root()
-    if os.environ.get("DEER_IMAGE_ROOT") or (root / "ground_truth.json").exists():
+    if user_image_root or (root / "ground_truth.json").exists():
         return
     from deer_pipeline.synthetic import generate_dataset
 
     print(f"DEER_IMAGE_ROOT is unset: generating a synthetic demo set in {root}")
-    generate_dataset(root, images=DEMO_IMAGES, locations=DEMO_LOCATIONS, seed=7)
+    generate_dataset(root, images=images, locations=DEMO_LOCATIONS, seed=7)
 
 
 def _selected_keys(selection: str | None):
@@ -156,8 +168,9 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the pipeline for the chosen locations; exit 0 only if every run succeeded."""
     from deer_pipeline.instance import prepare_environment
 
+    user_image_root = os.environ.get("DEER_IMAGE_ROOT", "").strip() or None
     prepare_environment()
-    _ensure_demo_images()
+    ensure_demo_images(user_image_root, args.demo_images)
     import dagster as dg
 
     from deer_pipeline.config import image_root
