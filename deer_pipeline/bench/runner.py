@@ -18,7 +18,6 @@ as JSON; the ``benchmark`` asset reports it as metadata).
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 from dataclasses import dataclass
@@ -135,9 +134,8 @@ def run_benchmark(
     """
     started = time.time()
     config = PipelineConfig(batch_size=batch_size, embeddings_dtype="float16")
-    probe = InferencePipeline(detector, embedder, config)
-    long_side = probe.decode_long_side
-    workers = probe.config.decode_workers or min(16, os.cpu_count() or 1)
+    pipeline = InferencePipeline(detector, embedder, config)
+    long_side, workers = pipeline.decode_long_side, pipeline.decode_workers
 
     decode = measure.decode_only(paths, long_side, workers)
     model = measure.model_only(detector, embedder, paths[:MODEL_ONLY_MAX_IMAGES], long_side)
@@ -148,7 +146,6 @@ def run_benchmark(
         records = _insert_scratch_images(conn, paths)
         with conn, conn.cursor() as cur:
             stage_tables(cur)
-        pipeline = InferencePipeline(detector, embedder, config)
         with hnsw_policy(index_conn, "auto", len(records)) as hnsw:
             write_s, rows = write_all(
                 conn, pipeline.run(records), detector.model_version, True, embedder, {}

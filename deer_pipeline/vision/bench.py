@@ -21,7 +21,11 @@ from deer_pipeline import config
 from deer_pipeline.vision import measure
 from deer_pipeline.vision.detector import Detector, DetectorConfig
 from deer_pipeline.vision.embedder import Embedder, EmbedderConfig
-from deer_pipeline.vision.pipeline import InferencePipeline, PipelineConfig
+from deer_pipeline.vision.pipeline import (
+    InferencePipeline,
+    PipelineConfig,
+    default_decode_workers,
+)
 from deer_pipeline.vision.runtime import device_name
 
 
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--untrained-boxes", type=int, default=2)
     args = parser.parse_args(argv)
     out = Path(args.out)
-    workers = args.workers or min(16, os.cpu_count() or 1)
+    workers = args.workers or default_decode_workers()
 
     from deer_pipeline.synthetic import generate_dataset
 

@@ -126,6 +126,11 @@ class PipelineConfig:
     embeddings_dtype: str = "float32"
 
 
+def default_decode_workers() -> int:
+    """Decode threads when none are configured: the CPU count, at most 16."""
+    return min(16, os.cpu_count() or 1)
+
+
 class InferencePipeline:
     """Run the detector and/or the embedder over image files, one batch at a time.
 
@@ -163,6 +168,7 @@ class InferencePipeline:
             if embedder is not None:
                 side = max(side, REID_MIN_LONG_SIDE)
         self.decode_long_side = side
+        self.decode_workers = self.config.decode_workers or default_decode_workers()
 
     def run(self, records: Iterable[tuple]) -> Iterator[BatchResult]:
         """Stream records through decode, detection and embedding.
@@ -209,10 +215,9 @@ class InferencePipeline:
 
     def _infer_loop(self, records, out: queue.Queue, stop: threading.Event) -> None:
         cfg = self.config
-        workers = cfg.decode_workers or min(16, os.cpu_count() or 1)
         depth = cfg.batch_size * (cfg.prefetch_batches + 1)
         try:
-            with ThreadPoolExecutor(workers, thread_name_prefix="deer-decode") as pool:
+            with ThreadPoolExecutor(self.decode_workers, thread_name_prefix="deer-decode") as pool:
                 pending: deque[tuple[int, Future]] = deque()
                 source = iter(records)
                 exhausted = False
