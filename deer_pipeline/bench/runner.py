@@ -8,8 +8,12 @@ are noisy; only ratios compare across runs, absolute times count on a GPU):
 - end-to-end: the ``detections``/``embeddings`` assets' own path (streaming decode, inference and
   the binary-COPY writes of ``db/inference_store.py``) into the real database, for a scratch
   location that is deleted afterwards;
-- the same detection and embedding rows written again the way the replaced system wrote them
-  (SQLAlchemy ``bulk_save_objects``) for the write-speed ratio.
+- the write-speed ratio: the rows the end-to-end pass stored are written again, side by side
+  with nothing else running, by the project's writer (deleted first, so a first load as in the
+  pass) and the way the replaced system wrote them (SQLAlchemy ``bulk_save_objects``), best of
+  ``WRITE_REPEATS`` each, interleaved. The pass's own write speed is reported too, but it shares
+  the CPU with inference there (on a 2-core machine that halves it), so it is not the ratio's
+  numerator.
 
 The result goes into ``benchmark_runs`` and is returned as a dict (the ``bench`` command prints it
 as JSON; the ``benchmark`` asset reports it as metadata).
@@ -31,11 +35,13 @@ from deer_pipeline.db.inference_store import hnsw_policy, stage_tables, write_al
 from deer_pipeline.vision import measure
 from deer_pipeline.vision.detector import Detector
 from deer_pipeline.vision.embedder import Embedder
-from deer_pipeline.vision.pipeline import InferencePipeline, PipelineConfig
+from deer_pipeline.vision.pipeline import BatchResult, InferencePipeline, PipelineConfig
 from deer_pipeline.vision.runtime import device_name
 
 BENCH_LOCATION = "benchmark-scratch"
 MODEL_ONLY_MAX_IMAGES = 200  # model-only holds every decoded image in memory
+WRITE_REPEATS = 2
+_BOX = ("x1", "y1", "x2", "y2")
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,58 @@ def _stored_rows(conn, model_version: str) -> tuple[dict, np.ndarray]:
     return detections, embeddings
 
 
+def _replay_batches(
+    image_ids: list[int], detections: dict, embeddings: np.ndarray, batch_size: int
+) -> list[BatchResult]:
+    """The stored rows as the pipeline's batches again (same images per batch as the pass)."""
+    det_image = np.asarray(detections["image_id"], np.int64)
+    batches = []
+    for start in range(0, len(image_ids), batch_size):
+        ids = image_ids[start : start + batch_size]
+        rows = np.flatnonzero(np.isin(det_image, ids))
+        batches.append(
+            BatchResult(
+                image_ids=ids,
+                det_image_id=det_image[rows],
+                det_index=np.asarray(detections["det_index"], np.int32)[rows],
+                class_name=[detections["class_name"][i] for i in rows],
+                confidence=np.asarray(detections["confidence"], np.float32)[rows],
+                boxes=np.stack([np.asarray(detections[c], np.float32)[rows] for c in _BOX], 1),
+                embeddings=embeddings[rows].astype(np.float16),
+                failures=[],
+                sizes={},
+            )
+        )
+    return batches
+
+
+def _delete_scratch_detections(conn) -> None:
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "DELETE FROM detections d USING images i WHERE d.image_id = i.id"
+            " AND i.location_key = %s",
+            (BENCH_LOCATION,),
+        )
+
+
+def _compare_writers(conn, urls, batches, det_version, embedder, det_rows, emb_rows) -> dict:
+    """Best-of-``WRITE_REPEATS`` rows/s of the project's writer and of bulk_save_objects."""
+    ours, legacy = [], []
+    for _ in range(WRITE_REPEATS):
+        _delete_scratch_detections(conn)
+        seconds, rows = write_all(conn, iter(batches), det_version, True, embedder, {})
+        ours.append((rows["detections"] + rows["embeddings"]) / seconds)
+        legacy.append(write_with_bulk_save_objects(urls.data_sqlalchemy, det_rows, emb_rows))
+    best_legacy = max(r.rows_per_s for r in legacy)
+    return {
+        "write_rows_per_s": round(max(ours), 1),
+        "bulk_save_objects_rows_per_s": round(best_legacy, 1),
+        "write_speedup_vs_bulk_save_objects": round(max(ours) / best_legacy, 1)
+        if best_legacy
+        else None,
+    }
+
+
 def run_benchmark(
     urls: DatabaseUrls,
     detector: Detector,
@@ -150,10 +208,13 @@ def run_benchmark(
             write_s, rows = write_all(
                 conn, pipeline.run(records), detector.model_version, True, embedder, {}
             )
-        times = pipeline.times
+            times = pipeline.times
+            det_rows, emb_rows = _stored_rows(conn, embedder.model_version)
+            batches = _replay_batches([i for i, _ in records], det_rows, emb_rows, batch_size)
+            writers = _compare_writers(
+                conn, urls, batches, detector.model_version, embedder, det_rows, emb_rows
+            )
         e2e_s = times.elapsed_s + hnsw["hnsw_seconds"]
-        det_rows, emb_rows = _stored_rows(conn, embedder.model_version)
-        legacy = write_with_bulk_save_objects(urls.data_sqlalchemy, det_rows, emb_rows)
         with conn, conn.cursor() as cur:
             _delete_scratch(cur)
     finally:
@@ -161,7 +222,6 @@ def run_benchmark(
         conn.close()
 
     written = rows["detections"] + rows["embeddings"]
-    our_rows_per_s = written / write_s if write_s else 0.0
     e2e = len(records) / e2e_s
     result = {
         "images": len(records),
@@ -183,13 +243,10 @@ def run_benchmark(
         "embeddings": rows["embeddings"],
         "write_seconds": round(write_s, 3),
         "db_write_share": round(write_s / e2e_s, 4),
+        "in_pass_write_rows_per_s": round(written / write_s, 1) if write_s else 0.0,
         "hnsw": hnsw["hnsw"],
         "hnsw_seconds": hnsw["hnsw_seconds"],
-        "write_rows_per_s": round(our_rows_per_s, 1),
-        "bulk_save_objects_rows_per_s": round(legacy.rows_per_s, 1),
-        "write_speedup_vs_bulk_save_objects": round(our_rows_per_s / legacy.rows_per_s, 1)
-        if legacy.rows_per_s
-        else None,
+        **writers,
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "seconds_total": round(time.time() - started, 1),
     }
