@@ -16,9 +16,7 @@ CLI = [sys.executable, "-m", "deer_pipeline.cli"]
 
 def _cli(*args, env_update=None, timeout=60):
     env = {**os.environ, **(env_update or {})}
-    return subprocess.run(
-        [*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _assert_one_line_error(result, *needles):
@@ -31,8 +29,14 @@ def _assert_one_line_error(result, *needles):
 
 
 def test_unreachable_database_url_refused(tmp_path):
-    result = _cli("db", "url", env_update={
-        "DEER_HOME": str(tmp_path), "DEER_DATABASE_URL": "postgresql://deer@127.0.0.1:1/deer"})
+    result = _cli(
+        "db",
+        "url",
+        env_update={
+            "DEER_HOME": str(tmp_path),
+            "DEER_DATABASE_URL": "postgresql://deer@127.0.0.1:1/deer",
+        },
+    )
     _assert_one_line_error(result, "cannot reach PostgreSQL", "127.0.0.1")
 
 
@@ -44,9 +48,14 @@ def test_silent_database_fails_within_ten_seconds(tmp_path):
     port = listener.getsockname()[1]
     try:
         start = time.monotonic()
-        result = _cli("db", "url", env_update={
-            "DEER_HOME": str(tmp_path),
-            "DEER_DATABASE_URL": f"postgresql+psycopg2://deer@127.0.0.1:{port}/deer"})
+        result = _cli(
+            "db",
+            "url",
+            env_update={
+                "DEER_HOME": str(tmp_path),
+                "DEER_DATABASE_URL": f"postgresql+psycopg2://deer@127.0.0.1:{port}/deer",
+            },
+        )
         elapsed = time.monotonic() - start
     finally:
         listener.close()
@@ -87,26 +96,60 @@ def server_without_pgvector(deer_home):
             shutil.chown(path, user)
             os.chmod(path, 0o755)
     bin_dir = install / "bin"
-    subprocess.run([bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust"],
-                   user=user, check=True, capture_output=True)
-    subprocess.run([bin_dir / "pg_ctl", "-D", data, "-w", "-o", f'-h "" -k {sock}',
-                    "-l", data / "log", "start"], user=user, check=True,
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust"],
+        user=user,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            bin_dir / "pg_ctl",
+            "-D",
+            data,
+            "-w",
+            "-o",
+            f'-h "" -k {sock}',
+            "-l",
+            data / "log",
+            "start",
+        ],
+        user=user,
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     yield f"postgresql://postgres@/postgres?host={sock}"
-    subprocess.run([bin_dir / "pg_ctl", "-D", data, "-w", "-m", "immediate", "stop"],
-                   user=user, capture_output=True)
+    subprocess.run(
+        [bin_dir / "pg_ctl", "-D", data, "-w", "-m", "immediate", "stop"],
+        user=user,
+        capture_output=True,
+    )
     shutil.rmtree(tmp_path)
 
 
 def test_server_without_pgvector_names_the_extension(server_without_pgvector, tmp_path):
-    result = _cli("db", "url", env_update={
-        "DEER_HOME": str(tmp_path / "home"), "DEER_DATABASE_URL": server_without_pgvector})
+    result = _cli(
+        "db",
+        "url",
+        env_update={
+            "DEER_HOME": str(tmp_path / "home"),
+            "DEER_DATABASE_URL": server_without_pgvector,
+        },
+    )
     _assert_one_line_error(result, "pgvector", "'vector'")
 
 
 def test_external_url_never_starts_embedded_server(tmp_path):
     home = tmp_path / "home"
-    result = _cli("db", "start", env_update={
-        "DEER_HOME": str(home), "DEER_DATABASE_URL": "postgresql://deer@127.0.0.1:1/deer"})
+    result = _cli(
+        "db",
+        "start",
+        env_update={
+            "DEER_HOME": str(home),
+            "DEER_DATABASE_URL": "postgresql://deer@127.0.0.1:1/deer",
+        },
+    )
     assert result.returncode != 0
     assert not Path(home / "pg" / "PG_VERSION").exists()

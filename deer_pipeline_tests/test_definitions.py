@@ -15,7 +15,10 @@ def test_dagster_definitions_validate(deer_home):
     dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", str(WORKSPACE_YAML)],
-        capture_output=True, text=True, env=dict(os.environ), timeout=300,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful for code location deer_pipeline" in result.stdout + result.stderr

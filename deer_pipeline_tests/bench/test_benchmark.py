@@ -25,15 +25,24 @@ def test_benchmark_asset_reports_every_figure(clean_db, tmp_path):
             "detector": DetectorResource(device="cpu", batch_size=4),
             "embedder": EmbedderResource(device="cpu", batch_size=8),
         },
-        run_config={"ops": {"benchmark": {"config": {
-            "images": 6, "width": 640, "height": 360, "batch_size": 3}}}},
+        run_config={
+            "ops": {
+                "benchmark": {"config": {"images": 6, "width": 640, "height": 360, "batch_size": 3}}
+            }
+        },
     )
     assert result.success
     details = result.asset_materializations_for_node("benchmark")[0].metadata["details"].value
     assert FIELDS <= set(details)
     assert details["images"] == 6 and details["detections"] == details["embeddings"] > 0
-    for key in ("decode_only_images_per_s", "model_only_images_per_s", "e2e_images_per_s",
-                "write_rows_per_s", "bulk_save_objects_rows_per_s", "peak_memory_mb"):
+    for key in (
+        "decode_only_images_per_s",
+        "model_only_images_per_s",
+        "e2e_images_per_s",
+        "write_rows_per_s",
+        "bulk_save_objects_rows_per_s",
+        "peak_memory_mb",
+    ):
         assert details[key] > 0, key
     assert 0 < details["db_write_share"] < 1
 

@@ -81,8 +81,12 @@ def test_halfvec_2048_round_trip_in_embeddings_shape(scratch_table):
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     with scratch_table.cursor() as cur:
         cur.execute("CREATE TEMP TABLE e2048 (id int4, e halfvec(2048))")
-        copy_rows(cur, "e2048", [("id", "int4"), ("e", "halfvec")],
-                  {"id": np.arange(20, dtype=np.int32), "e": emb})
+        copy_rows(
+            cur,
+            "e2048",
+            [("id", "int4"), ("e", "halfvec")],
+            {"id": np.arange(20, dtype=np.int32), "e": emb},
+        )
         cur.execute("SELECT e FROM e2048 ORDER BY id")
         back = np.stack([r[0].to_numpy() for r in cur.fetchall()])
     assert back.astype(np.float16).tobytes() == emb.astype(np.float16).tobytes()

@@ -37,16 +37,46 @@ def test_migrations_apply_once_then_noop(scratch_db):
 
 def test_contract_tables_exist(db_conn):
     expected = {
-        "images": {"id", "location_key", "rel_path", "sha256", "bytes", "width", "height",
-                   "captured_at", "captured_at_source", "camera_make", "camera_model",
-                   "burst_id", "status", "error"},
-        "detections": {"id", "image_id", "model_version", "class_name", "confidence",
-                       "x1", "y1", "x2", "y2"},
+        "images": {
+            "id",
+            "location_key",
+            "rel_path",
+            "sha256",
+            "bytes",
+            "width",
+            "height",
+            "captured_at",
+            "captured_at_source",
+            "camera_make",
+            "camera_model",
+            "burst_id",
+            "status",
+            "error",
+        },
+        "detections": {
+            "id",
+            "image_id",
+            "model_version",
+            "class_name",
+            "confidence",
+            "x1",
+            "y1",
+            "x2",
+            "y2",
+        },
         "embeddings": {"detection_id", "model_version", "embedding"},
         "deer": {"id", "sex", "first_seen", "last_seen", "n_sightings"},
         "sightings": {"detection_id", "deer_id", "similarity", "method"},
-        "benchmark_runs": {"id", "started_at", "device", "images", "e2e_images_per_s",
-                           "model_only_images_per_s", "db_write_share", "details"},
+        "benchmark_runs": {
+            "id",
+            "started_at",
+            "device",
+            "images",
+            "e2e_images_per_s",
+            "model_only_images_per_s",
+            "db_write_share",
+            "details",
+        },
     }
     with db_conn.cursor() as cur:
         for table, columns in expected.items():

@@ -34,7 +34,10 @@ class DevServer:
         self.log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "deer_pipeline.cli", "dev", "--port", str(self.port)],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_ready(self, timeout_s: float = 180) -> None:
@@ -64,8 +67,10 @@ class DevServer:
         time.sleep(1)
         alive = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         postgres = [
-            p for p in psutil.process_iter(["cmdline"])
-            if p.info["cmdline"] and str(self.home / "pg") in " ".join(p.info["cmdline"])
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if p.info["cmdline"]
+            and str(self.home / "pg") in " ".join(p.info["cmdline"])
             and p.status() != psutil.STATUS_ZOMBIE
         ]
         return alive + postgres

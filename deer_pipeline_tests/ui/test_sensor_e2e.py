@@ -54,8 +54,9 @@ def test_new_folder_becomes_partition_and_successful_run(dev_server, ui_image_ro
     from deer_pipeline.synthetic import generate_dataset
 
     _wait_initial_runs(dev_server.url, len(discover_locations(ui_image_root)))
-    generate_dataset(tmp_path / "src", images=8, locations=1, seed=77, width=640, height=360,
-                     workers=1)
+    generate_dataset(
+        tmp_path / "src", images=8, locations=1, seed=77, width=640, height=360, workers=1
+    )
     files = sorted((tmp_path / "src").rglob("*.JPG"))
     target = ui_image_root / "New Camera"
     key = location_key("New Camera")
