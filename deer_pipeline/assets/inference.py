@@ -7,6 +7,7 @@ while the next batch is inferred, each in its own transaction, by ``db/inference
 """
 
 import contextlib
+import resource
 
 import dagster as dg
 from pydantic import Field
@@ -130,6 +131,8 @@ def inference(
         "db_write_share": round(write_s / times.elapsed_s, 3) if times.elapsed_s else 0.0,
         "decode_long_side": pipeline.decode_long_side,
         "device": device_name(device),
+        # The step's process peak (a run's steps are separate processes unless in-process).
+        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     context.log.info(f"{key}: {times.images} images, {rows}, {times.images_per_s:.1f} images/s")
     if detect:
