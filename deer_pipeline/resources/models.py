@@ -88,7 +88,9 @@ class EmbedderResource(_ModelResource):
     device: str | None = Field(
         default=None, description="auto, cpu, cuda, cuda:N; default DEER_DEVICE"
     )
-    batch_size: int = Field(default=64, description="Crops per forward pass")
+    batch_size: int | None = Field(
+        default=None, description="Crops per forward pass; default 64 on CUDA, 16 on CPU"
+    )
     margin: float = Field(default=0.05, description="Box growth on each side, fraction of the box")
     input_size: int = Field(default=224, description="Network input side (as trained)")
 

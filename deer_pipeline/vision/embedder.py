@@ -35,6 +35,13 @@ class EmbedderWeightsError(RuntimeError):
     """The re-ID weights cannot be loaded (missing, offline, or not a ResNet50 state_dict)."""
 
 
+# Crops per forward pass by device. On the 2-core CPU, 16 against 64 over 800 images (1920x1080,
+# detector at 320): 116 s against 160 s, peak memory 2.3 GB against 3.3 GB (large activation
+# buffers are mapped and zeroed again at each call: 80 s of system time at 64, 35 s at 16).
+CUDA_BATCH = 64
+CPU_BATCH = 16
+
+
 @dataclass(frozen=True)
 class EmbedderConfig:
     """How to load and run the embedder.
@@ -42,7 +49,7 @@ class EmbedderConfig:
     Attributes:
         weights: a state_dict path, ``imagenet`` or ``random``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        batch_size: crops per forward pass.
+        batch_size: crops per forward pass; None: ``CUDA_BATCH`` on CUDA, ``CPU_BATCH`` on CPU.
         margin: fraction of the box's width (height) added on the left and right (top and bottom).
         input_size: side of the square network input.
         half: fp16 autocast on CUDA. Off by default: the project's trained backbone is fragile
@@ -53,7 +60,7 @@ class EmbedderConfig:
 
     weights: str
     device: str = "auto"
-    batch_size: int = 32
+    batch_size: int | None = None
     margin: float = 0.05
     input_size: int = 224
     half: bool = False
@@ -75,6 +82,9 @@ class Embedder:
         self.config = config
         self.device = resolve_device(config.device)
         self.half = config.half and self.device.type == "cuda"
+        self.batch_size = config.batch_size or (
+            CUDA_BATCH if self.device.type == "cuda" else CPU_BATCH
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             model = resnet50(weights=None)  # torchvision's initialisation, seeded
@@ -126,7 +136,7 @@ class Embedder:
             (n, 2048) float32, L2-normalised rows.
         """
         out = []
-        for chunk in inputs.split(max(1, self.config.batch_size)):
+        for chunk in inputs.split(max(1, self.batch_size)):
             x = chunk.to(self.device, non_blocking=True).float().sub_(self._mean).div_(self._std)
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, torch.float16, enabled=self.half):

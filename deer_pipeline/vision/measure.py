@@ -85,7 +85,7 @@ def model_only(
     if embedder is not None:
         pieces = [embedder.crops(p.image, d.boxes) for p, d in zip(prepared, dets, strict=True)]
         crops = torch.cat(pieces)
-        embedder.embed_inputs(crops[: embedder.config.batch_size])  # warm-up
+        embedder.embed_inputs(crops[: embedder.batch_size])  # warm-up
     start = time.perf_counter()
     detector.detect_prepared(prepared)
     detect_s = time.perf_counter() - start

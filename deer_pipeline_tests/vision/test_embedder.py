@@ -9,7 +9,13 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from deer_pipeline.vision.decode import decode_file
-from deer_pipeline.vision.embedder import Embedder, EmbedderConfig, EmbedderWeightsError, crop_boxes
+from deer_pipeline.vision.embedder import (
+    CPU_BATCH,
+    Embedder,
+    EmbedderConfig,
+    EmbedderWeightsError,
+    crop_boxes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +106,8 @@ def test_random_weights_warn_and_say_so(caplog):
         emb = Embedder(EmbedderConfig("random", device="cpu", seed=7))
     assert emb.weights_kind == "random" and emb.model_version == "random-7"
     assert "random" in emb.warning and "random" in caplog.text
+    assert emb.batch_size == CPU_BATCH  # the CPU default (64 would be slower and larger)
+    assert Embedder(EmbedderConfig("random", device="cpu", batch_size=5)).batch_size == 5
 
 
 def test_imagenet_offline_is_a_clear_error(monkeypatch, tmp_path):
