@@ -48,10 +48,11 @@ _EMB_COLUMNS = [("detection_id", "int8"), ("embedding", "halfvec")]
 _DET_TABLE_COLUMNS = [("id", "int8"), ("model_version", "text"), *_DET_COLUMNS]
 _EMB_TABLE_COLUMNS = [("detection_id", "int8"), ("model_version", "text"), ("embedding", "halfvec")]
 # One round trip: are any of the batch's boxes stored already, and ids for a first load.
+# The sequence is looked up once per call (inside the ARRAY it would be looked up per id).
 _FRESH_DETECTIONS = """
+WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence('detections', 'id')::regclass AS seq)
 SELECT EXISTS (SELECT 1 FROM detections WHERE image_id = ANY(%s) AND model_version = %s),
-       ARRAY(SELECT nextval(pg_get_serial_sequence('detections', 'id'))
-             FROM generate_series(1, %s))
+       ARRAY(SELECT nextval(s.seq) FROM s, generate_series(1, %s))
 """
 _EMBEDDINGS_STORED = (
     "SELECT EXISTS (SELECT 1 FROM embeddings WHERE detection_id = ANY(%s) AND model_version = %s)"
