@@ -21,7 +21,7 @@ install: $(STAMP)
 ## the sensor on 127.0.0.1:3000.
 run: install
 	$(BIN)/deer-pipeline run
-	$(BIN)/deer-pipeline bench --images 48 --materialize
+	$(BIN)/deer-pipeline bench --images 48 --repeats 1 --materialize
 	$(BIN)/deer-pipeline dev
 
 ## Debian packages the tests drive: headless Chromium + driver (browser test) and a Compose CLI

@@ -30,6 +30,9 @@ class BenchmarkConfig(dg.Config):
     width: int = Field(default=1920, description="Frame width of the sample")
     height: int = Field(default=1080, description="Frame height of the sample")
     batch_size: int = Field(default=32, description="Images per batch in the end-to-end pass")
+    repeats: int = Field(
+        default=2, ge=1, description="Model-only and end-to-end passes each (the best counts)"
+    )
 
 
 def throughput_plot(database: DatabaseResource):
@@ -54,7 +57,12 @@ def benchmark(
     sample = BenchSample(images=config.images, width=config.width, height=config.height)
     paths = ensure_sample(deer_home() / "bench", sample)
     result = run_benchmark(
-        database.urls(), detector.get(), embedder.get(), paths, batch_size=config.batch_size
+        database.urls(),
+        detector.get(),
+        embedder.get(),
+        paths,
+        batch_size=config.batch_size,
+        repeats=config.repeats,
     )
     plot = throughput_plot(database)
     context.log.info(

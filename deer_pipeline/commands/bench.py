@@ -17,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--images", type=int, default=200, help="synthetic 1920x1080 images")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch")
     parser.add_argument(
+        "--repeats", type=int, default=2, help="passes of each kind; the best counts (default 2)"
+    )
+    parser.add_argument(
         "--plot",
         default=None,
         metavar="PNG",
@@ -43,7 +46,13 @@ def _materialize(args: argparse.Namespace) -> dict:
         instance=instance,
         run_config={
             "ops": {
-                "benchmark": {"config": {"images": args.images, "batch_size": args.batch_size}}
+                "benchmark": {
+                    "config": {
+                        "images": args.images,
+                        "batch_size": args.batch_size,
+                        "repeats": args.repeats,
+                    }
+                }
             },
             "loggers": {"console": {"config": {"log_level": "WARNING"}}},
         },
@@ -84,7 +93,12 @@ def bench_command(args: argparse.Namespace) -> int:
 
         paths = ensure_sample(deer_home() / "bench", BenchSample(images=args.images))
         result = run_benchmark(
-            urls, DetectorResource().get(), EmbedderResource().get(), paths, args.batch_size
+            urls,
+            DetectorResource().get(),
+            EmbedderResource().get(),
+            paths,
+            args.batch_size,
+            args.repeats,
         )
     if args.plot:
         from deer_pipeline.bench.plot import fetch_runs, plot_throughput

@@ -45,6 +45,12 @@ def test_benchmark_asset_reports_every_figure(clean_db, tmp_path):
     ):
         assert details[key] > 0, key
     assert 0 < details["db_write_share"] < 1
+    # two passes of each kind, the best reported
+    assert details["repeats"] == 2
+    assert details["e2e_images_per_s"] == max(details["e2e_images_per_s_each"])
+    assert details["model_only_images_per_s"] == max(details["model_only_images_per_s_each"])
+    assert len(details["e2e_images_per_s_each"]) == 2
+    assert details["peak_memory_mb"] <= details["peak_memory_mb_with_model_only"]
 
     conn = connect(clean_db.data)
     with conn, conn.cursor() as cur:
