@@ -4,6 +4,7 @@ import os
 
 import dagster as dg
 
+from deer_pipeline import dagster_fixes
 from deer_pipeline.assets.benchmark import benchmark
 from deer_pipeline.assets.identities import deer_identities
 from deer_pipeline.assets.inference import inference
@@ -13,6 +14,8 @@ from deer_pipeline.resources.database import DatabaseResource
 from deer_pipeline.resources.images import ImageRootResource
 from deer_pipeline.resources.models import DetectorResource, EmbedderResource
 from deer_pipeline.sensors import new_images_sensor
+
+dagster_fixes.apply()  # runs waiting for a pool slot must sleep, not spin (see the module)
 
 
 def _database() -> DatabaseResource:
