@@ -37,11 +37,18 @@ def interval_to_next_pending_claim_check(self: InstanceConcurrencyContext) -> fl
 
 
 def pending_wait_is_broken(cls: type = InstanceConcurrencyContext) -> bool:
-    """Whether ``cls`` reports no wait for a pending claim that is only due in a minute."""
+    """Whether ``cls`` reports no wait for a pending claim that is only due in a minute.
+
+    A Dagster whose method reads other state than the probe sets (a later, reworked version)
+    counts as not broken: the fix is for the code it was written against.
+    """
     probe = object.__new__(cls)
     probe._pending_claims = {"probe"}
     probe._pending_timeouts = {"probe": time.time() + 60.0}
-    return cls.interval_to_next_pending_claim_check(probe) <= 0
+    try:
+        return cls.interval_to_next_pending_claim_check(probe) <= 0
+    except (AttributeError, KeyError, TypeError):
+        return False
 
 
 def apply() -> bool:

@@ -35,3 +35,11 @@ def test_the_pinned_dagster_still_has_the_bug_the_fix_is_for():
     assert InstanceConcurrencyContext.interval_to_next_pending_claim_check is not (
         dagster_fixes.UPSTREAM
     )
+
+
+def test_a_reworked_dagster_is_left_alone():
+    class Reworked(InstanceConcurrencyContext):
+        def interval_to_next_pending_claim_check(self):
+            return self._claim_schedule.next_due()  # state the probe does not set
+
+    assert not dagster_fixes.pending_wait_is_broken(Reworked)

@@ -13,9 +13,10 @@ paths:
 A concurrent writer that loads the same images between the check and the COPY makes the COPY fail
 with a unique violation; the batch is then rolled back and written by the replace path. Measured
 on the 2-core machine (about 50 boxes per 32-image batch, nothing else running): 8.8-10.4 ms per
-batch through staging and upsert, 5.7-6.8 ms by the first-load path. Batches commit asynchronously (``synchronous_commit = off``: no WAL flush wait
-per batch); the pass ends with one synchronous commit, which flushes all of them, so a finished
-pass is as durable as before and a crash mid-pass only loses batches a re-run writes again.
+batch through staging and upsert, 5.7-6.8 ms by the first-load path. Batches commit
+asynchronously (``synchronous_commit = off``: no WAL flush wait per batch); the pass ends with one
+synchronous commit, which flushes all of them, so a finished pass is as durable as before and a
+crash mid-pass only loses batches a re-run writes again.
 Images that cannot be decoded become ``failed`` with the reason.
 
 The HNSW index on ``embeddings`` is written through, except for bulk loads: measured on the
