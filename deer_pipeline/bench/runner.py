@@ -207,6 +207,8 @@ def run_benchmark(
     Returns:
         Every figure, flat (the same dict is stored as the row's ``details``).
     """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, not {repeats}")
     started = time.time()
     config = PipelineConfig(batch_size=batch_size, embeddings_dtype="float16")
     pipeline = InferencePipeline(detector, embedder, config)

@@ -11,13 +11,23 @@ import json
 import sys
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bench`` command."""
     parser = subparsers.add_parser("bench", help="measure throughput per stage (JSON last line)")
     parser.add_argument("--images", type=int, default=200, help="synthetic 1920x1080 images")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch")
     parser.add_argument(
-        "--repeats", type=int, default=2, help="passes of each kind; the best counts (default 2)"
+        "--repeats",
+        type=_positive,
+        default=2,
+        help="passes of each kind; the best counts (default 2)",
     )
     parser.add_argument(
         "--plot",
