@@ -8,7 +8,7 @@ PNG in ``$DEER_HOME/reports`` is redrawn from that table each time.
 import dagster as dg
 from pydantic import Field
 
-from deer_pipeline.bench.plot import fetch_runs, plot_throughput
+from deer_pipeline.bench.plot import plot_recorded_runs
 from deer_pipeline.bench.runner import BenchSample, ensure_sample, run_benchmark
 from deer_pipeline.config import deer_home
 from deer_pipeline.pools import GPU_POOL
@@ -37,12 +37,7 @@ class BenchmarkConfig(dg.Config):
 
 def throughput_plot(database: DatabaseResource):
     """Redraw the throughput-over-time PNG from ``benchmark_runs``; return its path."""
-    conn = database.connect()
-    try:
-        runs = fetch_runs(conn)
-    finally:
-        conn.close()
-    return plot_throughput(runs, deer_home() / "reports" / "throughput.png")
+    return plot_recorded_runs(database.urls().data, deer_home() / "reports" / "throughput.png")
 
 
 @dg.asset(group_name=BENCHMARK_GROUP, pool=GPU_POOL, kinds={"pytorch", "postgres"})

@@ -72,3 +72,15 @@ def plot_throughput(runs: list[dict], path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_recorded_runs(url: str, path: Path) -> Path:
+    """Draw every run recorded in the database at ``url`` to ``path``; return the path."""
+    from deer_pipeline.db.connect import connect
+
+    conn = connect(url)
+    try:
+        runs = fetch_runs(conn)
+    finally:
+        conn.close()
+    return plot_throughput(runs, path)

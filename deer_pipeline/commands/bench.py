@@ -111,14 +111,8 @@ def bench_command(args: argparse.Namespace) -> int:
             args.repeats,
         )
     if args.plot:
-        from deer_pipeline.bench.plot import fetch_runs, plot_throughput
-        from deer_pipeline.db.connect import connect
+        from deer_pipeline.bench.plot import plot_recorded_runs
 
-        conn = connect(urls.data)
-        try:
-            path = plot_throughput(fetch_runs(conn), Path(args.plot))
-        finally:
-            conn.close()
-        print(f"throughput plot: {path}")
+        print(f"throughput plot: {plot_recorded_runs(urls.data, Path(args.plot))}")
     print(json.dumps(result, sort_keys=True))
     return 0
