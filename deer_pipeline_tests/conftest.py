@@ -17,8 +17,8 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "camera-traps"
 
 _DATA_TABLES = (
-    "sightings, deer, embeddings, detection_corrections, detections, images, locations, "
-    "benchmark_runs"
+    "deer_not_same, review_log, sightings, deer, embeddings, detection_corrections, detections, "
+    "images, locations, benchmark_runs"
 )
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-# The same as review.CORRECTION_CLASSES (kept literal so the CLI starts without numpy).
-CORRECTION_CLASSES = ("doe", "fawn", "buck", "not-deer")
+from deer_pipeline.vocabulary import CORRECTION_CLASSES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from deer_pipeline.reid.tracklets import DEER_CLASSES, Tracklet
+from deer_pipeline.reid.tracklets import Tracklet
+from deer_pipeline.vocabulary import compatible_sexes, deer_sex
 
 DEFAULT_THRESHOLD = 0.8
-SEXES = ("doe", "buck", "fawn", "unknown")
 
 _SEARCH = """
 WITH c AS MATERIALIZED (
@@ -59,18 +59,6 @@ INSERT INTO deer (id, sex, model_version, embedding_sum, embedding_count, embedd
 SELECT %(id)s, %(sex)s, %(mv)s, a.total, a.n, l2_normalize(a.total)::halfvec FROM {_SUM} a
 RETURNING id
 """
-
-
-def compatible_sexes(class_name: str) -> list[str]:
-    """Return the deer sexes a detection of ``class_name`` may join (``fawn`` is its own)."""
-    if class_name in DEER_CLASSES:
-        return [class_name, "unknown"]
-    return list(SEXES)
-
-
-def deer_sex(class_name: str) -> str:
-    """Return the ``deer.sex`` value for a class (``unknown`` for a non-deer class name)."""
-    return class_name if class_name in DEER_CLASSES else "unknown"
 
 
 def query_literal(vector: np.ndarray) -> str:

@@ -15,12 +15,11 @@ from collections import Counter
 
 from deer_pipeline.errors import DeerError
 from deer_pipeline.reid.identify import SIGHTING_COLUMNS, choose_model_version
-from deer_pipeline.reid.matching import Gallery, MatchConfig, compatible_sexes, deer_sex
+from deer_pipeline.reid.matching import Gallery, MatchConfig
 from deer_pipeline.reid.store import lock_identities, settle
 from deer_pipeline.reid.tracklets import Detection, Tracklet
 from deer_pipeline.reid.vectors import read_id_halfvecs
-
-CORRECTION_CLASSES = ("doe", "fawn", "buck", "not-deer")
+from deer_pipeline.vocabulary import CORRECTION_CLASSES, compatible_sexes, deer_sex
 
 
 class ReviewError(DeerError):

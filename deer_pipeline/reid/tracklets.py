@@ -17,17 +17,7 @@ from datetime import datetime
 import numpy as np
 
 from deer_pipeline.reid.assignment import linear_assignment
-
-DEER_CLASSES = ("doe", "fawn", "buck")
-
-
-def classes_compatible(a: str, b: str) -> bool:
-    """Return whether two class names may belong to one animal.
-
-    ``doe``, ``fawn`` and ``buck`` exclude each other; any other name (an unknown class) is
-    compatible with everything.
-    """
-    return a == b or a not in DEER_CLASSES or b not in DEER_CLASSES
+from deer_pipeline.vocabulary import DEER_CLASSES, classes_compatible
 
 
 @dataclass(frozen=True)
