@@ -38,13 +38,13 @@ system-deps:
 
 ## Lint and run the whole test suite (the same command CI runs).
 test: install system-deps
-	$(BIN)/ruff check deer_pipeline deer_pipeline_tests scripts
-	$(BIN)/ruff format --check deer_pipeline deer_pipeline_tests scripts
+	$(BIN)/ruff check deer_pipeline deer_workshop deer_pipeline_tests scripts
+	$(BIN)/ruff format --check deer_pipeline deer_workshop deer_pipeline_tests scripts
 	$(BIN)/python -m pytest -q -ra
 
 lint: install
-	$(BIN)/ruff check deer_pipeline deer_pipeline_tests scripts
-	$(BIN)/ruff format --check deer_pipeline deer_pipeline_tests scripts
+	$(BIN)/ruff check deer_pipeline deer_workshop deer_pipeline_tests scripts
+	$(BIN)/ruff format --check deer_pipeline deer_workshop deer_pipeline_tests scripts
 
 clean:
 	rm -rf $(VENV) .deer .pytest_cache .ruff_cache
