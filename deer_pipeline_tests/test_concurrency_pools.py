@@ -11,7 +11,6 @@ statuses, and the pool's claimed slots.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -44,7 +43,10 @@ def daemon_instance(db_urls, tmp_path_factory):
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     home = tmp_path_factory.mktemp("pool_dagster_home")
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    url = sqlalchemy_url(with_database(db_urls.dagster, name))
+    config["storage"]["custom"]["config"] = {"postgres_url": url}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     workspace = home / "workspace.yaml"
     target = {
         "module_name": loc.__name__,
@@ -52,10 +54,7 @@ def daemon_instance(db_urls, tmp_path_factory):
         "location_name": loc.LOCATION,
     }
     workspace.write_text(yaml.safe_dump({"load_from": [{"python_module": target}]}))
-    env = {
-        "DAGSTER_HOME": str(home),
-        "DEER_DAGSTER_STORAGE_URL": sqlalchemy_url(with_database(db_urls.dagster, name)),
-    }
+    env = {"DAGSTER_HOME": str(home)}
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     log = (home / "daemon.log").open("wb")
