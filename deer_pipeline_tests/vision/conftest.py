@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deer_pipeline_tests.conftest import SHARED_DATA
+from deer_pipeline_tests.conftest import SHARED_DATA, require_shared
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -47,7 +47,7 @@ def synthetic_paths(synthetic_dir) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def real_paths() -> list[Path]:
-    paths = sorted((SHARED_DATA / "southwest").glob("*.JPG"))
+    paths = sorted(require_shared(SHARED_DATA / "southwest").glob("*.JPG"))
     if not paths:
         pytest.fail(f"real camera-trap photos not found under {SHARED_DATA}")
     return paths
