@@ -13,6 +13,15 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DETECTOR_WEIGHTS = PROJECT_ROOT / "models" / "deer_detector_demo.pt"
 DEFAULT_REID_WEIGHTS = PROJECT_ROOT / "models" / "deer_reid_resnet50.pt"
+DEFAULT_DEVICE = "auto"
+
+
+def is_set(name: str) -> bool:
+    """Whether the environment variable ``name`` is set to something other than blanks.
+
+    The Dagster definitions declare a resource field as ``EnvVar(name)`` exactly when it is.
+    """
+    return bool(os.environ.get(name, "").strip())
 
 
 def deer_home() -> Path:
@@ -50,4 +59,4 @@ def reid_weights() -> str:
 
 def device_spec() -> str:
     """Return the compute device spec (``DEER_DEVICE``): ``auto``, ``cpu``, ``cuda``, ``cuda:N``."""
-    return os.environ.get("DEER_DEVICE", "").strip() or "auto"
+    return os.environ.get("DEER_DEVICE", "").strip() or DEFAULT_DEVICE

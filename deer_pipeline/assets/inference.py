@@ -4,6 +4,10 @@ Both assets come from one step (the images are decoded once for both) and each c
 alone: ``embeddings`` alone re-embeds the stored boxes of the current detector. Batches are written
 while the next batch is inferred, each in its own transaction, by ``db/inference_store.py``
 (binary COPY + upsert; the HNSW policy for bulk loads is explained there).
+
+Code versions: the definitions carry the code revision plus the configured models' versions
+(``deer_pipeline/model_versions.py``); each materialization records, as its code version, the one
+of the models this run really used, so a run config naming other weights is versioned as such.
 """
 
 import contextlib
@@ -13,6 +17,7 @@ import dagster as dg
 from pydantic import Field
 
 from deer_pipeline import config
+from deer_pipeline.compat.dagster import code_version_tags
 from deer_pipeline.db.inference_store import (
     DELETE_NOT_OK,
     hnsw_policy,
@@ -21,17 +26,22 @@ from deer_pipeline.db.inference_store import (
     write_all,
 )
 from deer_pipeline.jobs import PIPELINE_GROUP
+from deer_pipeline.model_versions import (
+    MISSING,
+    detections_code_version,
+    embeddings_code_version,
+    weights_version,
+)
 from deer_pipeline.partitions import camera_locations
 from deer_pipeline.pools import GPU_POOL
 from deer_pipeline.resources.database import DatabaseResource
 from deer_pipeline.resources.images import ImageRootResource
-from deer_pipeline.resources.models import DetectorResource, EmbedderResource, weights_version
+from deer_pipeline.resources.models import DetectorResource, EmbedderResource
 from deer_pipeline.vision.pipeline import InferencePipeline, PipelineConfig
 from deer_pipeline.vision.runtime import device_name
 
 DETECTIONS = dg.AssetKey("detections")
 EMBEDDINGS = dg.AssetKey("embeddings")
-CODE_REVISION = "1"
 
 
 class InferenceConfig(dg.Config):
@@ -46,6 +56,7 @@ class InferenceConfig(dg.Config):
 
 
 def _specs() -> list[dg.AssetSpec]:
+    # the versions of the models the code location is configured with (see the resources)
     det_version = weights_version(config.detector_weights())
     reid_version = weights_version(config.reid_weights())
     common = dict(group_name=PIPELINE_GROUP, skippable=True, kinds={"pytorch", "postgres"})
@@ -53,14 +64,14 @@ def _specs() -> list[dg.AssetSpec]:
         dg.AssetSpec(
             DETECTIONS,
             deps=["raw_images"],
-            code_version=f"{CODE_REVISION}+det-{det_version}",
+            code_version=detections_code_version(det_version),
             description="Boxes of deer (doe/fawn/buck) in the location's images.",
             **common,
         ),
         dg.AssetSpec(
             EMBEDDINGS,
             deps=[DETECTIONS],
-            code_version=f"{CODE_REVISION}+det-{det_version}+reid-{reid_version}",
+            code_version=embeddings_code_version(det_version, reid_version),
             description="Re-ID embeddings (ResNet50, 2048-d halfvec) of every detection.",
             **common,
         ),
@@ -145,6 +156,7 @@ def inference(
                 "removed_for_images_not_ok": removed_not_ok,
             },
             data_version=dg.DataVersion(det_version),
+            tags=code_version_tags(detections_code_version(det_version)),
         )
     if emb_model is not None:
         meta = {
@@ -161,12 +173,13 @@ def inference(
             asset_key=EMBEDDINGS,
             metadata=meta,
             data_version=dg.DataVersion(f"{det_version}+{emb_model.model_version}"),
+            tags=code_version_tags(embeddings_code_version(det_version, emb_model.model_version)),
         )
 
 
 def _stored_version(detector: DetectorResource) -> str:
     """The configured detector's version, for embedding its stored boxes without loading it."""
-    version = weights_version(detector.detector_config().weights)
-    if version == "missing":
+    version = detector.model_version()
+    if version == MISSING:
         raise dg.Failure("detector weights not found: cannot tell which stored boxes to embed")
     return version

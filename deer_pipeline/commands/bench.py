@@ -97,15 +97,16 @@ def bench_command(args: argparse.Namespace) -> int:
         if not result:
             return 1
     else:
+        from deer_pipeline import config
         from deer_pipeline.bench.runner import BenchSample, ensure_sample, run_benchmark
-        from deer_pipeline.config import deer_home
         from deer_pipeline.resources.models import DetectorResource, EmbedderResource
 
-        paths = ensure_sample(deer_home() / "bench", BenchSample(images=args.images))
+        device = config.device_spec()
+        paths = ensure_sample(config.deer_home() / "bench", BenchSample(images=args.images))
         result = run_benchmark(
             urls,
-            DetectorResource().get(),
-            EmbedderResource().get(),
+            DetectorResource(weights=config.detector_weights(), device=device).get(),
+            EmbedderResource(weights=config.reid_weights(), device=device).get(),
             paths,
             args.batch_size,
             args.repeats,

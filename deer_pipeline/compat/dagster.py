@@ -15,6 +15,11 @@
    ``dagster`` does not export: :func:`resolve_asset_selection` turns it into ``ValueError``.
 3. **Freeing a dead run's pool slots** has no public API: :func:`fail_dead_run` marks the run
    failed and calls the event log storage's ``free_concurrency_slots_for_run``.
+4. **A per-run code version.** An asset's ``code_version`` is fixed when the definitions load,
+   but run config may choose other model weights. Dagster records the code version of a
+   materialization as its ``dagster/code_version`` tag, and merges a ``MaterializeResult``'s own
+   tags over the ones it computes (``execute_step._get_output_asset_events``), so
+   :func:`code_version_tags` records the version of what really ran.
 """
 
 from __future__ import annotations
@@ -81,3 +86,11 @@ def fail_dead_run(instance: dg.DagsterInstance, dagster_run: dg.DagsterRun, mess
     """Mark a run whose process died as failed and free the pool slots it held."""
     instance.report_run_failed(dagster_run, message)
     instance.event_log_storage.free_concurrency_slots_for_run(dagster_run.run_id)
+
+
+CODE_VERSION_TAG = "dagster/code_version"
+
+
+def code_version_tags(code_version: str) -> dict[str, str]:
+    """Tags for a ``MaterializeResult`` recording ``code_version`` as its code version."""
+    return {CODE_VERSION_TAG: code_version}

@@ -37,9 +37,13 @@ def _cursor_call(fn, *args):
 
 
 def _megadetector(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from deer_pipeline.config import detector_weights
     from deer_pipeline.exports.megadetector import write_megadetector
 
-    counts = _cursor_call(write_megadetector, args.out, args.detector)
+    detector = args.detector or Path(detector_weights()).name
+    counts = _cursor_call(write_megadetector, args.out, detector)
     print(
         f"wrote {counts['path']}: {counts['images']} images, {counts['detections']} "
         f"detections, {counts['failed']} failed images"

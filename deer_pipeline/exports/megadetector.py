@@ -80,12 +80,12 @@ def _detection(row, width: int, height: int) -> dict | None:
     return out
 
 
-def build_megadetector(cur, detector: str | None = None) -> dict:
+def build_megadetector(cur, detector: str) -> dict:
     """Build the MegaDetector batch-output document from the database.
 
     Args:
         cur: a psycopg2 cursor.
-        detector: the detector's name for ``info.detector`` (default: the weights file name).
+        detector: the detector's name for ``info.detector`` (e.g. the weights file name).
 
     Returns:
         The document (``info``, ``detection_categories``, ``classification_categories``,
@@ -124,16 +124,14 @@ def build_megadetector(cur, detector: str | None = None) -> dict:
 
 
 def _info(
-    detector: str | None, versions: set[str], done: datetime | None, corrected: datetime | None
+    detector: str, versions: set[str], done: datetime | None, corrected: datetime | None
 ) -> dict:
-    from deer_pipeline.config import detector_weights
-
     def stamp(t: datetime | None) -> str:
         return (t or datetime.now()).strftime("%Y-%m-%d %H:%M:%S")
 
     return {
         "format_version": FORMAT_VERSION,
-        "detector": detector or Path(detector_weights()).name,
+        "detector": detector,
         "detection_completion_time": stamp(done),
         "classifier": "deer_pipeline detector classes (doe, fawn, buck) with human corrections",
         "classification_completion_time": stamp(max(filter(None, (done, corrected)), default=None)),
@@ -145,7 +143,7 @@ def _info(
     }
 
 
-def write_megadetector(cur, path: str | Path, detector: str | None = None) -> dict:
+def write_megadetector(cur, path: str | Path, detector: str) -> dict:
     """Write the MegaDetector JSON file; return counts (images, detections, failed)."""
     doc = build_megadetector(cur, detector)
     path = Path(path)

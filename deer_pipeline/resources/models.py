@@ -1,20 +1,21 @@
 """The detector and the re-ID embedder as Dagster resources, loaded once per run.
 
-Weights and device come from the environment (``DEER_DETECTOR_WEIGHTS``, ``DEER_REID_WEIGHTS``,
-``DEER_DEVICE``) unless set in the resource config. Models load in ``setup_for_execution``; a model
-that cannot load fails only the steps that use it (a detections-only run does not need re-ID
-weights), with the loader's own error.
+Every field has a visible default (the committed models, device ``auto``); the definitions declare
+a field as ``EnvVar("DEER_DETECTOR_WEIGHTS")``, ``EnvVar("DEER_REID_WEIGHTS")`` or
+``EnvVar("DEER_DEVICE")`` when that variable is set (``deer_pipeline/resources/__init__.py``), and
+run config may override any field. ``model_version()`` names the configured weights' version
+without loading them (``deer_pipeline/model_versions.py``). Models load in
+``setup_for_execution``; a model that cannot load fails only the steps that use it (a
+detections-only run does not need re-ID weights), with the loader's own error.
 """
-
-import os
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from deer_pipeline import config
+from deer_pipeline.model_versions import weights_version
 from deer_pipeline.vision.detector import Detector, DetectorConfig
 from deer_pipeline.vision.embedder import Embedder, EmbedderConfig
-from deer_pipeline.vision.runtime import file_version
 
 
 class _ModelResource(dg.ConfigurableResource):
@@ -46,11 +47,12 @@ class _ModelResource(dg.ConfigurableResource):
 class DetectorResource(_ModelResource):
     """The ultralytics detector (``DEER_DETECTOR_WEIGHTS``) with its thresholds."""
 
-    weights: str | None = Field(
-        default=None, description="Weights .pt; default DEER_DETECTOR_WEIGHTS"
+    weights: str = Field(
+        default=str(config.DEFAULT_DETECTOR_WEIGHTS),
+        description="Weights .pt (DEER_DETECTOR_WEIGHTS when set; default the committed model)",
     )
-    device: str | None = Field(
-        default=None, description="auto, cpu, cuda, cuda:N; default DEER_DEVICE"
+    device: str = Field(
+        default=config.DEFAULT_DEVICE, description="auto, cpu, cuda, cuda:N (DEER_DEVICE when set)"
     )
     conf: float = Field(default=0.25, description="Confidence threshold")
     iou: float = Field(default=0.7, description="NMS IoU threshold")
@@ -64,14 +66,18 @@ class DetectorResource(_ModelResource):
     def detector_config(self) -> DetectorConfig:
         """Return the library config this resource stands for."""
         return DetectorConfig(
-            weights=self.weights or config.detector_weights(),
+            weights=self.weights,
             class_map={k: (v or None) for k, v in self.class_map.items()} or None,
             conf=self.conf,
             iou=self.iou,
             imgsz=self.imgsz,
             batch_size=self.batch_size,
-            device=self.device or config.device_spec(),
+            device=self.device,
         )
+
+    def model_version(self) -> str:
+        """The configured weights' model version, without loading them (``missing``: no file)."""
+        return weights_version(self.weights)
 
     def _build(self) -> Detector:
         return Detector(self.detector_config())
@@ -84,9 +90,13 @@ class DetectorResource(_ModelResource):
 class EmbedderResource(_ModelResource):
     """The ResNet50 re-ID backbone (``DEER_REID_WEIGHTS``: a path, ``imagenet`` or ``random``)."""
 
-    weights: str | None = Field(default=None, description="Weights spec; default DEER_REID_WEIGHTS")
-    device: str | None = Field(
-        default=None, description="auto, cpu, cuda, cuda:N; default DEER_DEVICE"
+    weights: str = Field(
+        default=str(config.DEFAULT_REID_WEIGHTS),
+        description="A state_dict path, imagenet or random (DEER_REID_WEIGHTS when set; "
+        "default the committed re-ID model)",
+    )
+    device: str = Field(
+        default=config.DEFAULT_DEVICE, description="auto, cpu, cuda, cuda:N (DEER_DEVICE when set)"
     )
     batch_size: int | None = Field(
         default=None, description="Crops per forward pass; default 64 on CUDA, 16 on CPU"
@@ -97,12 +107,16 @@ class EmbedderResource(_ModelResource):
     def embedder_config(self) -> EmbedderConfig:
         """Return the library config this resource stands for."""
         return EmbedderConfig(
-            weights=self.weights or config.reid_weights(),
-            device=self.device or config.device_spec(),
+            weights=self.weights,
+            device=self.device,
             batch_size=self.batch_size,
             margin=self.margin,
             input_size=self.input_size,
         )
+
+    def model_version(self) -> str:
+        """The configured weights' model version, without loading them (``missing``: no file)."""
+        return weights_version(self.weights.strip())
 
     def _build(self) -> Embedder:
         return Embedder(self.embedder_config())
@@ -110,17 +124,3 @@ class EmbedderResource(_ModelResource):
     def get(self) -> Embedder:
         """Return the loaded embedder (raises the load error if it could not be loaded)."""
         return self._get()
-
-
-def weights_version(spec: str) -> str:
-    """Version of a weights spec without loading it, for code versions at definition time.
-
-    Args:
-        spec: a weights path, ``imagenet`` or ``random``.
-
-    Returns:
-        The file's short hash, the spec itself for ``imagenet``/``random``, or ``missing``.
-    """
-    if spec in ("imagenet", "random"):
-        return spec
-    return file_version(spec) if os.path.isfile(spec) else "missing"

@@ -37,11 +37,11 @@ def _models(args: argparse.Namespace, work: Path) -> tuple[Detector, Embedder]:
     """Load the configured weights, or untrained stand-ins (said so in the output)."""
     from deer_pipeline.vision.untrained import save_untrained_backbone, save_untrained_detector
 
-    det_path, conf, max_det = config.detector_weights(), 0.25, 300
+    det_path, conf, max_det = args.detector_weights, 0.25, 300
     if not os.path.isfile(det_path):
         det_path = str(save_untrained_detector(work / "untrained_detector.pt"))
         conf, max_det = 0.05, args.untrained_boxes  # about as many boxes as the synthetic deer
-    reid = config.reid_weights()
+    reid = args.reid_weights
     if reid not in ("imagenet", "random") and not os.path.isfile(reid):
         reid = str(save_untrained_backbone(work / "untrained_backbone.pt"))
     det = Detector(
@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--out", default="/tmp/deer-bench")
     parser.add_argument("--device", default=config.device_spec())
+    parser.add_argument("--detector-weights", default=config.detector_weights())
+    parser.add_argument("--reid-weights", default=config.reid_weights())
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--embed-batch", type=int, default=128)
     parser.add_argument("--workers", type=int, default=None, help="decode threads")

@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torchvision.models import ResNet50_Weights, resnet50
 
+from deer_pipeline.model_versions import weights_version
 from deer_pipeline.vision.decode import DecodedImage
-from deer_pipeline.vision.runtime import file_version, resolve_device
+from deer_pipeline.vision.runtime import resolve_device
 
 LOG = logging.getLogger(__name__)
 EMBEDDING_DIM = 2048
@@ -195,7 +196,7 @@ def _load_weights(model: torch.nn.Module, config: EmbedderConfig) -> tuple[str, 
             "re-ID weights are random (DEER_REID_WEIGHTS=random): embeddings carry no identity "
             "information; set DEER_REID_WEIGHTS to a trained state_dict for real re-identification"
         )
-        return "random", f"random-{config.seed}", warning
+        return "random", weights_version("random", config.seed), warning
     if spec == "imagenet":
         return "imagenet", _load_imagenet(model), None
     if not os.path.isfile(spec):
@@ -215,7 +216,7 @@ def _load_weights(model: torch.nn.Module, config: EmbedderConfig) -> tuple[str, 
     ) as exc:
         raise EmbedderWeightsError(f"cannot read re-ID weights {spec}: {exc}") from exc
     _load_state_dict(model, state, spec)
-    return "state_dict", file_version(spec), None
+    return "state_dict", weights_version(spec), None
 
 
 def _load_imagenet(model: torch.nn.Module) -> str:
@@ -229,8 +230,7 @@ def _load_imagenet(model: torch.nn.Module) -> str:
             f"({exc}); set DEER_REID_WEIGHTS to a state_dict path or 'random'"
         ) from exc
     _load_state_dict(model, state, "imagenet")
-    cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
-    return file_version(cached)
+    return weights_version("imagenet")
 
 
 def _load_state_dict(model: torch.nn.Module, state: object, source: str) -> None:
