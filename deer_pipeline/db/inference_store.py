@@ -33,6 +33,7 @@ import numpy as np
 from psycopg2.errors import UniqueViolation
 
 from deer_pipeline.db.copy import copy_rows
+from deer_pipeline.db.indexes import create_embeddings_hnsw, drop_embeddings_hnsw
 from deer_pipeline.vision.pipeline import BatchResult
 
 _DET_COLUMNS = [
@@ -96,10 +97,6 @@ WHERE i.location_key = %s AND i.status = 'ok' GROUP BY i.id ORDER BY i.id
 REBUILD_SPEEDUP = 6
 _HNSW_LOCK = "SELECT pg_advisory_lock(hashtext('deer_pipeline.embeddings_hnsw'))"
 _HNSW_UNLOCK = "SELECT pg_advisory_unlock(hashtext('deer_pipeline.embeddings_hnsw'))"
-_HNSW_CREATE = (
-    "CREATE INDEX IF NOT EXISTS embeddings_hnsw ON embeddings USING hnsw "
-    "(embedding halfvec_cosine_ops)"
-)
 
 
 @contextlib.contextmanager
@@ -128,12 +125,12 @@ def hnsw_policy(conn, mode: str, new_rows: int):
     with conn.cursor() as cur:
         cur.execute(_HNSW_LOCK)
         try:
-            cur.execute("DROP INDEX IF EXISTS embeddings_hnsw")
+            drop_embeddings_hnsw(cur)
             yield info
         finally:
             start = time.perf_counter()
             cur.execute("SET maintenance_work_mem = '1GB'")
-            cur.execute(_HNSW_CREATE)
+            create_embeddings_hnsw(cur)
             cur.execute(_HNSW_UNLOCK)
             info.update(hnsw="rebuilt", hnsw_seconds=round(time.perf_counter() - start, 3))
 

@@ -18,43 +18,43 @@ from deer_pipeline.db.copy import copy_rows
 from deer_pipeline.ingest.locations import Location
 
 
+def _column(pgtype: str, name: str | None = None) -> dataclasses.Field:
+    """A field of :class:`ImageRow` stored as COPY type ``pgtype`` in column ``name`` (its own)."""
+    return dataclasses.field(metadata={"pgtype": pgtype, "column": name})
+
+
 @dataclass(frozen=True)
 class ImageRow:
-    """One ``images`` row as ingest manages it (``size`` is the ``bytes`` column)."""
+    """One ``images`` row as ingest manages it, each field with its column's COPY type."""
 
-    id: int
-    location_key: str
-    rel_path: str
-    sha256: str | None
-    size: int | None
-    mtime_ns: int | None
-    width: int | None
-    height: int | None
-    captured_at: datetime | None
-    captured_at_source: str | None
-    captured_at_exact: bool
-    camera_make: str | None
-    camera_model: str | None
-    camera_serial: str | None
-    orientation: int
-    burst_id: int | None
-    status: str
-    error: str | None
-    duplicate_of: int | None
-    format: str | None
-    color_mode: str | None
-    note: str | None
+    id: int = _column("int8")
+    location_key: str = _column("text")
+    rel_path: str = _column("text")
+    sha256: str | None = _column("text")
+    size: int | None = _column("int8", "bytes")
+    mtime_ns: int | None = _column("int8")
+    width: int | None = _column("int4")
+    height: int | None = _column("int4")
+    captured_at: datetime | None = _column("timestamp")
+    captured_at_source: str | None = _column("text")
+    captured_at_exact: bool = _column("bool")
+    camera_make: str | None = _column("text")
+    camera_model: str | None = _column("text")
+    camera_serial: str | None = _column("text")
+    orientation: int = _column("int2")
+    burst_id: int | None = _column("int8")
+    status: str = _column("text")
+    error: str | None = _column("text")
+    duplicate_of: int | None = _column("int8")
+    format: str | None = _column("text")
+    color_mode: str | None = _column("text")
+    note: str | None = _column("text")
 
 
 # (field, column, COPY type) in ImageRow order.
 COLUMNS = [
-    (f.name, "bytes" if f.name == "size" else f.name, pgtype)
-    for f, pgtype in zip(
-        dataclasses.fields(ImageRow),
-        "int8 text text text int8 int8 int4 int4 timestamp text bool text text text int2 int8 "
-        "text text int8 text text text".split(),
-        strict=True,
-    )
+    (f.name, f.metadata["column"] or f.name, f.metadata["pgtype"])
+    for f in dataclasses.fields(ImageRow)
 ]
 _SELECT = ", ".join(column for _, column, _ in COLUMNS)
 _UPDATE = ", ".join(
