@@ -1,4 +1,4 @@
-"""``deer-pipeline export megadetector OUT.json | sightings OUT.csv | camtrap-dp OUT_DIR | gallery``."""
+"""``deer-pipeline export``: megadetector, sightings, camtrap-dp and gallery."""
 
 from __future__ import annotations
 
