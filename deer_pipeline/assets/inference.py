@@ -13,6 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from deer_pipeline import config
+from deer_pipeline.db.detection_versions import version_to_embed
 from deer_pipeline.db.inference_store import (
     DELETE_NOT_OK,
     hnsw_policy,
@@ -42,6 +43,11 @@ class InferenceConfig(dg.Config):
     hnsw: str = Field(
         default="auto",
         description="HNSW index on embeddings: auto (rebuild for bulk loads), keep, or rebuild",
+    )
+    detections_version: str | None = Field(
+        default=None,
+        description="Embeddings alone: detector version whose stored boxes to embed (e.g. an "
+        "imported one); default the configured detector's, else the newest stored",
     )
 
 
@@ -88,11 +94,13 @@ def inference(
     detect = DETECTIONS in selected
     det_model = detector.get() if detect else None
     emb_model = embedder.get() if EMBEDDINGS in selected else None
-    det_version = det_model.model_version if det_model else _stored_version(detector)
+    det_version = det_model.model_version if det_model else None
     conn = database.connect()
     try:
         with conn, conn.cursor() as cur:
             stage_tables(cur)
+            if det_version is None:
+                det_version = _stored_version(cur, key, config.detections_version, detector)
             records, stored_ids = location_records(
                 cur, image_root.path(), key, None if detect else det_version
             )
@@ -164,9 +172,10 @@ def inference(
         )
 
 
-def _stored_version(detector: DetectorResource) -> str:
-    """The configured detector's version, for embedding its stored boxes without loading it."""
-    version = weights_version(detector.detector_config().weights)
-    if version == "missing":
+def _stored_version(cur, key: str, requested: str | None, detector: DetectorResource) -> str:
+    """The detector version whose stored boxes to embed, without loading the detector."""
+    configured = weights_version(detector.detector_config().weights)
+    version = version_to_embed(cur, key, requested, None if configured == "missing" else configured)
+    if version is None:
         raise dg.Failure("detector weights not found: cannot tell which stored boxes to embed")
     return version
