@@ -6,10 +6,14 @@ import dagster as dg
 
 from deer_pipeline import dagster_fixes
 from deer_pipeline.assets.benchmark import benchmark
+from deer_pipeline.assets.camtrap_dp import camtrap_dp, every_deer_is_an_individual
+from deer_pipeline.assets.checks import PIPELINE_CHECKS
 from deer_pipeline.assets.identities import deer_identities
+from deer_pipeline.assets.identity_checks import IDENTITY_CHECKS
 from deer_pipeline.assets.inference import inference
 from deer_pipeline.assets.raw_images import raw_images
 from deer_pipeline.jobs import benchmark_job, pipeline_job
+from deer_pipeline.resources.camtrap import CamtrapResource
 from deer_pipeline.resources.database import DatabaseResource
 from deer_pipeline.resources.images import ImageRootResource
 from deer_pipeline.resources.models import DetectorResource, EmbedderResource
@@ -29,8 +33,10 @@ defs = dg.Definitions(
         raw_images,
         inference,
         deer_identities,
+        camtrap_dp,
         benchmark,
     ],
+    asset_checks=[*PIPELINE_CHECKS, *IDENTITY_CHECKS, every_deer_is_an_individual],
     jobs=[pipeline_job, benchmark_job],
     sensors=[
         new_images_sensor,
@@ -40,6 +46,7 @@ defs = dg.Definitions(
         "image_root": ImageRootResource(),
         "detector": DetectorResource(),
         "embedder": EmbedderResource(),
+        "camtrap": CamtrapResource(),
     },
     executor=dg.in_process_executor,
 )
