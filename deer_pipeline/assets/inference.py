@@ -21,6 +21,7 @@ from deer_pipeline.db.inference_store import (
     stage_tables,
     write_all,
 )
+from deer_pipeline.demo_models import demo_model_warning
 from deer_pipeline.jobs import PIPELINE_GROUP
 from deer_pipeline.partitions import camera_locations
 from deer_pipeline.pools import GPU_POOL
@@ -143,6 +144,9 @@ def inference(
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     context.log.info(f"{key}: {times.images} images, {rows}, {times.images_per_s:.1f} images/s")
+    root = image_root.path()  # demo models on real photos: said in the metadata (and by the CLI)
+    det_demo = detect and demo_model_warning(root, detector.detector_config().weights, None)
+    emb_demo = emb_model and demo_model_warning(root, None, embedder.embedder_config().weights)
     if detect:
         yield dg.MaterializeResult(
             asset_key=DETECTIONS,
@@ -151,6 +155,7 @@ def inference(
                 "detections": rows["detections"],
                 "model_version": det_version,
                 "removed_for_images_not_ok": removed_not_ok,
+                **({"demo_models_warning": det_demo} if det_demo else {}),
             },
             data_version=dg.DataVersion(det_version),
         )
@@ -161,6 +166,7 @@ def inference(
             "model_version": emb_model.model_version,
             "detector_model_version": det_version,
             "weights_kind": emb_model.weights_kind,
+            **({"demo_models_warning": emb_demo} if emb_demo else {}),
         }
         if emb_model.warning:
             meta["warning"] = emb_model.warning

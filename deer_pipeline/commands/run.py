@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
 
 from deer_pipeline.errors import DeerError
 
@@ -151,6 +152,17 @@ def release_dead_cli_runs(instance) -> list[str]:
     return released
 
 
+def _demo_models_warning(root, keys) -> str | None:
+    """One line when the demo models are about to run on photos not of the synthetic world."""
+    from deer_pipeline import config
+    from deer_pipeline.demo_models import demo_model_warning
+
+    names = {key.to_user_string() for key in keys}
+    detector = config.detector_weights() if "detections" in names else None
+    reid = config.reid_weights() if "embeddings" in names else None
+    return demo_model_warning(root, detector, reid)
+
+
 def _summarize(result) -> list[str]:
     lines = []
     for event in result.get_asset_materialization_events():
@@ -189,6 +201,9 @@ def run_command(args: argparse.Namespace) -> int:
             raise DeerError(f"unknown location(s): {', '.join(sorted(unknown))}")
         locations = chosen
     keys = _selected_keys(args.select)
+    warning = _demo_models_warning(root, keys)
+    if warning:
+        print(warning, file=sys.stderr)
     run_config = _run_config(args)
     instance = dg.DagsterInstance.get()
     for run_id in release_dead_cli_runs(instance):
