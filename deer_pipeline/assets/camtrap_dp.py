@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from deer_pipeline.assets.checks import ERROR  # also silences the partitioned-check notice
 from deer_pipeline.config import deer_home
 from deer_pipeline.exports.camtrap_dp import individual_id, write_camtrap_dp
 from deer_pipeline.jobs import PIPELINE_GROUP
@@ -85,7 +86,7 @@ def every_deer_is_an_individual(
     absent = sorted(deer - present)
     return dg.AssetCheckResult(
         passed=not absent,
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=ERROR,
         metadata={"deer": len(deer), "absent": len(absent), "examples": absent[:10]},
         description=f"{len(absent)} of {len(deer)} deer missing from observations.csv",
     )

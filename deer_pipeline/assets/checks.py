@@ -24,7 +24,8 @@ from deer_pipeline.partitions import camera_locations
 from deer_pipeline.resources.database import DatabaseResource
 
 # Partitioned asset checks are a Dagster preview feature (stable enough for a per-location check
-# here); say so once in this docstring instead of on every import.
+# here): said once here instead of on every import. Modules defining such checks import this one
+# before their decorators run.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
 FAILED_SHARE_WARN = 0.05

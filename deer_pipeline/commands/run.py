@@ -181,11 +181,12 @@ def run_command(args: argparse.Namespace) -> int:
     from deer_pipeline.instance import prepare_environment
 
     user_image_root = os.environ.get("DEER_IMAGE_ROOT", "").strip() or None
-    prepare_environment()
+    urls = prepare_environment()
     ensure_demo_images(user_image_root, args.demo_images)
     import dagster as dg
 
-    from deer_pipeline.config import image_root
+    from deer_pipeline.commands.outage import run_guarded
+    from deer_pipeline.config import database_url_override, deer_home, image_root
     from deer_pipeline.ingest.locations import discover_locations
     from deer_pipeline.partitions import camera_locations
 
@@ -214,17 +215,24 @@ def run_command(args: argparse.Namespace) -> int:
         instance.add_dynamic_partitions(camera_locations.name, new)
     failures = 0
     for loc in locations:
-        result = dg.execute_job(
-            dg.reconstructable(pipeline_job),
-            instance=instance,
-            run_config=run_config,
-            tags={
-                "dagster/partition": loc.key,
-                "deer/launched_by": "cli",
-                "deer/cli_host": socket.gethostname(),
-                "deer/cli_pid": str(os.getpid()),
-            },
-            asset_selection=keys,
+        tags = {
+            "dagster/partition": loc.key,
+            "deer/launched_by": "cli",
+            "deer/cli_host": socket.gethostname(),
+            "deer/cli_pid": str(os.getpid()),
+        }
+        result = run_guarded(  # the database going away mid-run: one line, exit 2
+            lambda tags=tags: dg.execute_job(
+                dg.reconstructable(pipeline_job),
+                instance=instance,
+                run_config=run_config,
+                tags=tags,
+                asset_selection=keys,
+            ),
+            loc.key,
+            deer_home(),
+            urls.data,
+            embedded=database_url_override() is None,
         )
         status = "succeeded" if result.success else "FAILED"
         print(f"{loc.key} ({loc.folder}): run {result.run_id} {status}")
