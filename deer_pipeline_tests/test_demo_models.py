@@ -24,6 +24,16 @@ def synthetic_world(tmp_path_factory):
     return root
 
 
+@pytest.fixture
+def real_photos(camera_traps, tmp_path):
+    """Two real frames (a deer and a cougar) as one camera folder of symlinks: nothing copied."""
+    root = tmp_path / "real"
+    (root / "southwest").mkdir(parents=True)
+    for name in ("2021-05-28_SYFR0041_deer.JPG", "IMAG1065_cougar.JPG"):
+        (root / "southwest" / name).symlink_to(camera_traps / "southwest" / name)
+    return root
+
+
 def _run(root, *extra):
     env = {
         **os.environ,
@@ -33,7 +43,7 @@ def _run(root, *extra):
         "DEER_DEVICE": "cpu",
     }
     cli = [sys.executable, "-m", "deer_pipeline.cli", "run", "--select", SELECT, *extra]
-    done = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=850)
     assert done.returncode == 0, done.stdout + done.stderr
     return [line for line in (done.stdout + done.stderr).splitlines() if "demo" in line]
 
@@ -47,8 +57,8 @@ def _latest_metadata(asset):
         return {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
 
-def test_demo_models_on_real_photos_warn_once(camera_traps, clean_db, tmp_path):
-    lines = _run(camera_traps, "--location", "southwest")
+def test_demo_models_on_real_photos_warn_once(real_photos, clean_db):
+    lines = _run(real_photos)
     assert len(lines) == 1, lines
     assert "DEER_DETECTOR_WEIGHTS and DEER_REID_WEIGHTS are the bundled demo" in lines[0]
     detections, embeddings = _latest_metadata("detections"), _latest_metadata("embeddings")
@@ -56,7 +66,7 @@ def test_demo_models_on_real_photos_warn_once(camera_traps, clean_db, tmp_path):
     assert "DEER_REID_WEIGHTS is the bundled demo" in embeddings["demo_models_warning"]
 
 
-def test_demo_models_on_the_synthetic_world_do_not_warn(synthetic_world, clean_db, tmp_path):
+def test_demo_models_on_the_synthetic_world_do_not_warn(synthetic_world, clean_db):
     assert _run(synthetic_world) == []
     assert "demo_models_warning" not in _latest_metadata("detections")
     assert "demo_models_warning" not in _latest_metadata("embeddings")
