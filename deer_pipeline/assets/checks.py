@@ -5,9 +5,10 @@ Severity follows what the downstream assets would suffer (figures come from ``db
 - ``raw_images``: failed files and images without a camera capture time only thin out or blur
   what follows (fewer frames; bursts and first/last seen from file times): WARN.
 - ``detections``: a box outside its image is corrupt geometry (crops, exports, Camtrap DP boxes
-  out of range): ERROR and blocking, so ``deer_identities`` does not run on it. Two deer boxes
-  in one frame at IoU >= 0.7 are one animal boxed twice; identities would found a phantom deer
-  (a person can merge it): WARN.
+  out of range): ERROR. Not blocking: Dagster blocks only direct downstream assets, and
+  ``embeddings`` comes out of the same step (``deer_identities`` depends on ``embeddings``, whose
+  checks block it). Two deer boxes in one frame at IoU >= 0.7 are one animal boxed twice;
+  identities would found a phantom deer (a person can merge it): WARN.
 - ``embeddings``: a detection without an embedding silently drops out of identities, and a
   vector off the unit sphere skews the gallery means and cosine thresholds: ERROR and blocking.
 
@@ -93,13 +94,12 @@ def capture_time_share(
 @dg.asset_check(
     asset="detections",
     partitions_def=camera_locations,
-    blocking=True,
     description="Every box lies inside its image (1 px tolerance).",
 )
 def boxes_inside_image(
     context: dg.AssetCheckExecutionContext, database: DatabaseResource
 ) -> dg.AssetCheckResult:
-    """Boxes reaching outside their image are corrupt geometry: blocks identities."""
+    """Boxes reaching outside their image are corrupt geometry."""
     fig = _figures(database, quality.boxes_outside, context.partition_key)
     return dg.AssetCheckResult(
         passed=fig["outside"] == 0,
