@@ -3,7 +3,10 @@
 import dagster as dg
 
 from deer_pipeline.assets.benchmark import benchmark
+from deer_pipeline.assets.camtrap_dp import camtrap_dp, every_deer_is_an_individual
+from deer_pipeline.assets.checks import PIPELINE_CHECKS
 from deer_pipeline.assets.identities import deer_identities
+from deer_pipeline.assets.identity_checks import IDENTITY_CHECKS
 from deer_pipeline.assets.inference import inference
 from deer_pipeline.assets.raw_images import raw_images
 from deer_pipeline.compat.dagster import apply_pool_wait_fix
@@ -19,8 +22,10 @@ defs = dg.Definitions(
         raw_images,
         inference,
         deer_identities,
+        camtrap_dp,
         benchmark,
     ],
+    asset_checks=[*PIPELINE_CHECKS, *IDENTITY_CHECKS, every_deer_is_an_individual],
     jobs=[pipeline_job, benchmark_job],
     sensors=[
         new_images_sensor,

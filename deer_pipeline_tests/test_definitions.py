@@ -29,6 +29,15 @@ def test_definitions_hold_the_contract_names():
 
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"raw_images", "detections", "embeddings", "deer_identities", "benchmark"}
+    assert keys == {
+        "raw_images",
+        "detections",
+        "embeddings",
+        "deer_identities",
+        "camtrap_dp",
+        "benchmark",
+    }
+    checked = {key.asset_key.to_user_string() for key in graph.asset_check_keys}
+    assert checked == keys - {"benchmark"}  # every pipeline asset has at least one check
     assert defs.resolve_sensor_def("new_images_sensor") is not None
     assert graph.get(dg.AssetKey("raw_images")).partitions_def.name == "camera_locations"

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from deer_pipeline import config
 from deer_pipeline.compat.dagster import code_version_tags
+from deer_pipeline.db.detection_versions import version_to_embed
 from deer_pipeline.db.inference_store import (
     DELETE_NOT_OK,
     hnsw_policy,
@@ -25,6 +26,7 @@ from deer_pipeline.db.inference_store import (
     stage_tables,
     write_all,
 )
+from deer_pipeline.demo_models import demo_model_warning
 from deer_pipeline.jobs import PIPELINE_GROUP
 from deer_pipeline.model_versions import (
     MISSING,
@@ -52,6 +54,11 @@ class InferenceConfig(dg.Config):
     hnsw: str = Field(
         default="auto",
         description="HNSW index on embeddings: auto (rebuild for bulk loads), keep, or rebuild",
+    )
+    detections_version: str | None = Field(
+        default=None,
+        description="Embeddings alone: detector version whose stored boxes to embed (e.g. an "
+        "imported one); default the configured detector's, else the newest stored",
     )
 
 
@@ -99,11 +106,13 @@ def inference(
     detect = DETECTIONS in selected
     det_model = detector.get() if detect else None
     emb_model = embedder.get() if EMBEDDINGS in selected else None
-    det_version = det_model.model_version if det_model else _stored_version(detector)
+    det_version = det_model.model_version if det_model else None
     conn = database.connect()
     try:
         with conn, conn.cursor() as cur:
             stage_tables(cur)
+            if det_version is None:
+                det_version = _stored_version(cur, key, config.detections_version, detector)
             records, stored_ids = location_records(
                 cur, image_root.path(), key, None if detect else det_version
             )
@@ -146,6 +155,9 @@ def inference(
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     context.log.info(f"{key}: {times.images} images, {rows}, {times.images_per_s:.1f} images/s")
+    root = image_root.path()  # demo models on real photos: said in the metadata (and by the CLI)
+    det_demo = detect and demo_model_warning(root, detector.detector_config().weights, None)
+    emb_demo = emb_model and demo_model_warning(root, None, embedder.embedder_config().weights)
     if detect:
         yield dg.MaterializeResult(
             asset_key=DETECTIONS,
@@ -154,6 +166,7 @@ def inference(
                 "detections": rows["detections"],
                 "model_version": det_version,
                 "removed_for_images_not_ok": removed_not_ok,
+                **({"demo_models_warning": det_demo} if det_demo else {}),
             },
             data_version=dg.DataVersion(det_version),
             tags=code_version_tags(detections_code_version(det_version)),
@@ -165,6 +178,7 @@ def inference(
             "model_version": emb_model.model_version,
             "detector_model_version": det_version,
             "weights_kind": emb_model.weights_kind,
+            **({"demo_models_warning": emb_demo} if emb_demo else {}),
         }
         if emb_model.warning:
             meta["warning"] = emb_model.warning
@@ -177,9 +191,10 @@ def inference(
         )
 
 
-def _stored_version(detector: DetectorResource) -> str:
-    """The configured detector's version, for embedding its stored boxes without loading it."""
-    version = detector.model_version()
-    if version == MISSING:
+def _stored_version(cur, key: str, requested: str | None, detector: DetectorResource) -> str:
+    """The detector version whose stored boxes to embed, without loading the detector."""
+    configured = detector.model_version()
+    version = version_to_embed(cur, key, requested, None if configured == MISSING else configured)
+    if version is None:
         raise dg.Failure("detector weights not found: cannot tell which stored boxes to embed")
     return version

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
 
 from deer_pipeline.errors import DeerError
 
@@ -148,6 +149,17 @@ def release_dead_cli_runs(instance) -> list[str]:
     return released
 
 
+def _demo_models_warning(root, keys) -> str | None:
+    """One line when the demo models are about to run on photos not of the synthetic world."""
+    from deer_pipeline import config
+    from deer_pipeline.demo_models import demo_model_warning
+
+    names = {key.to_user_string() for key in keys}
+    detector = config.detector_weights() if "detections" in names else None
+    reid = config.reid_weights() if "embeddings" in names else None
+    return demo_model_warning(root, detector, reid)
+
+
 def _summarize(result) -> list[str]:
     lines = []
     for event in result.get_asset_materialization_events():
@@ -166,11 +178,12 @@ def run_command(args: argparse.Namespace) -> int:
     from deer_pipeline.instance import prepare_environment
 
     user_image_root = os.environ.get("DEER_IMAGE_ROOT", "").strip() or None
-    prepare_environment()
+    urls = prepare_environment()
     ensure_demo_images(user_image_root, args.demo_images)
     import dagster as dg
 
-    from deer_pipeline.config import image_root
+    from deer_pipeline.commands.outage import run_guarded
+    from deer_pipeline.config import database_url_override, deer_home, image_root
     from deer_pipeline.ingest.locations import discover_locations
     from deer_pipeline.partitions import camera_locations
 
@@ -186,6 +199,9 @@ def run_command(args: argparse.Namespace) -> int:
             raise DeerError(f"unknown location(s): {', '.join(sorted(unknown))}")
         locations = chosen
     keys = _selected_keys(args.select)
+    warning = _demo_models_warning(root, keys)
+    if warning:
+        print(warning, file=sys.stderr)
     run_config = _run_config(args)
     instance = dg.DagsterInstance.get()
     for run_id in release_dead_cli_runs(instance):
@@ -196,17 +212,24 @@ def run_command(args: argparse.Namespace) -> int:
         instance.add_dynamic_partitions(camera_locations.name, new)
     failures = 0
     for loc in locations:
-        result = dg.execute_job(
-            dg.reconstructable(pipeline_job),
-            instance=instance,
-            run_config=run_config,
-            tags={
-                "dagster/partition": loc.key,
-                "deer/launched_by": "cli",
-                "deer/cli_host": socket.gethostname(),
-                "deer/cli_pid": str(os.getpid()),
-            },
-            asset_selection=keys,
+        tags = {
+            "dagster/partition": loc.key,
+            "deer/launched_by": "cli",
+            "deer/cli_host": socket.gethostname(),
+            "deer/cli_pid": str(os.getpid()),
+        }
+        result = run_guarded(  # the database going away mid-run: one line, exit 2
+            lambda tags=tags: dg.execute_job(
+                dg.reconstructable(pipeline_job),
+                instance=instance,
+                run_config=run_config,
+                tags=tags,
+                asset_selection=keys,
+            ),
+            loc.key,
+            deer_home(),
+            urls.data,
+            embedded=database_url_override() is None,
         )
         status = "succeeded" if result.success else "FAILED"
         print(f"{loc.key} ({loc.folder}): run {result.run_id} {status}")

@@ -23,6 +23,7 @@ def _from_env(**fields: str) -> dict:
 
 def project_resources() -> dict[str, dg.ConfigurableResource]:
     """The resources of the code location, with the environment's settings as ``EnvVar``."""
+    from deer_pipeline.resources.camtrap import CamtrapResource
     from deer_pipeline.resources.models import DetectorResource, EmbedderResource
 
     detector = _from_env(weights="DEER_DETECTOR_WEIGHTS", device="DEER_DEVICE")
@@ -32,4 +33,5 @@ def project_resources() -> dict[str, dg.ConfigurableResource]:
         "image_root": ImageRootResource(**_from_env(root="DEER_IMAGE_ROOT")),
         "detector": DetectorResource(**detector),
         "embedder": EmbedderResource(**embedder),
+        "camtrap": CamtrapResource(),
     }

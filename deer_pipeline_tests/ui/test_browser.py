@@ -1,8 +1,8 @@
 """The Dagster UI as a user sees it, in headless Chromium (Debian's chromium + chromedriver).
 
-Starts ``deer-pipeline dev``, checks the asset graph shows the five assets and the location
-partitions, launches a materialization through Dagster's GraphQL API, waits for it to succeed,
-takes a screenshot and stops everything with no orphan processes.
+Starts ``deer-pipeline dev``, checks the asset graph shows the assets, their asset checks and
+the location partitions, launches a materialization through Dagster's GraphQL API, waits for it
+to succeed, takes a screenshot and stops everything with no orphan processes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,13 @@ from selenium.webdriver.support.ui import WebDriverWait
 from deer_pipeline.ingest.locations import discover_locations
 
 ASSETS = ["raw_images", "detections", "embeddings", "deer_identities", "benchmark"]
+CHECKS = {
+    "raw_images": ["failed_files_share", "capture_time_share"],
+    "detections": ["boxes_inside_image", "no_duplicate_deer_boxes"],
+    "embeddings": ["one_embedding_per_detection", "unit_norm"],
+    "deer_identities": ["no_same_frame_merge", "no_confident_sex_conflict"],
+    "camtrap_dp": ["every_deer_is_an_individual"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +149,12 @@ def test_ui_graph_partitions_launch_and_clean_stop(dev_server, browser, ui_image
     browser.get(f"{dev_server.url}/runs/b/{backfill}?tab=partitions")
     _wait_for_texts(browser, keys)
     assert browser.save_screenshot(str(artifacts / "dagster-ui-backfill.png"))
+
+    # every pipeline asset's checks, on the asset's Checks tab
+    for asset, names in CHECKS.items():
+        browser.get(f"{dev_server.url}/assets/{asset}?view=checks")
+        _wait_for_texts(browser, names)
+    assert browser.save_screenshot(str(artifacts / "dagster-ui-checks.png"))
 
     browser.get(f"{dev_server.url}/runs/{run_id}")
     _wait_for_texts(browser, ["raw_images"])

@@ -1,0 +1,214 @@
+"""Data-quality figures of one camera location, read from the database (the asset checks' SQL).
+
+Each function takes a cursor and a location key and returns plain figures plus a few example
+rows; ``deer_pipeline/assets/checks.py`` and ``identity_checks.py`` turn them into Dagster asset
+checks with a severity. Kept Dagster-free so the rules can be tested and reused (e.g. by reports).
+"""
+
+from __future__ import annotations
+
+from deer_pipeline.vocabulary import DEER_CLASSES, NOT_DEER
+
+BOX_TOLERANCE_PX = 1.0  # rounding of float4 coordinates at the image edge
+DUPLICATE_IOU = 0.7
+NORM_TOLERANCE = 0.01  # halfvec keeps about 3 significant digits
+CONFIDENT = 0.5
+EXAMPLES = 10
+
+
+def image_figures(cur, key: str) -> dict:
+    """Files by status and ok images without a camera capture time (none, or the file's mtime)."""
+    cur.execute(
+        """
+        SELECT count(*) FILTER (WHERE status IN ('ok', 'failed')),
+               count(*) FILTER (WHERE status = 'failed'),
+               count(*) FILTER (WHERE status = 'ok'),
+               count(*) FILTER (WHERE status = 'ok' AND captured_at IS NULL),
+               count(*) FILTER (WHERE status = 'ok' AND captured_at_source = 'file_mtime')
+          FROM images WHERE location_key = %s
+        """,
+        (key,),
+    )
+    files, failed, ok, no_time, mtime_only = cur.fetchone()
+    return {
+        "files": files,
+        "failed": failed,
+        "failed_share": round(failed / files, 4) if files else 0.0,
+        "ok_images": ok,
+        "without_capture_time": no_time,
+        "time_from_file_mtime": mtime_only,
+        "without_capture_time_share": round((no_time + mtime_only) / ok, 4) if ok else 0.0,
+    }
+
+
+def boxes_outside(cur, key: str) -> dict:
+    """Boxes of the location's ok images that reach outside their image (or on a sizeless one)."""
+    cur.execute(
+        """
+        SELECT d.id, i.rel_path, d.x1, d.y1, d.x2, d.y2, i.width, i.height
+          FROM detections d JOIN images i ON i.id = d.image_id
+         WHERE i.location_key = %s AND i.status = 'ok'
+           AND (i.width IS NULL OR i.height IS NULL OR d.x1 < -%s OR d.y1 < -%s
+                OR d.x2 > i.width + %s OR d.y2 > i.height + %s)
+         ORDER BY d.id
+        """,
+        (key, *[BOX_TOLERANCE_PX] * 4),
+    )
+    rows = cur.fetchall()
+    cur.execute(
+        "SELECT count(*) FROM detections d JOIN images i ON i.id = d.image_id"
+        " WHERE i.location_key = %s AND i.status = 'ok'",
+        (key,),
+    )
+    return {"boxes": cur.fetchone()[0], "outside": len(rows), "examples": rows[:EXAMPLES]}
+
+
+def duplicate_boxes(cur, key: str, iou: float = DUPLICATE_IOU) -> dict:
+    """Pairs of deer boxes of one detector version in one frame overlapping at IoU >= ``iou``."""
+    cur.execute(
+        """
+        WITH b AS (
+            SELECT d.id, d.image_id, d.model_version, d.x1, d.y1, d.x2, d.y2,
+                   (d.x2 - d.x1) * (d.y2 - d.y1) AS area
+              FROM detections d JOIN images i ON i.id = d.image_id
+              LEFT JOIN detection_corrections c ON c.detection_id = d.id
+             WHERE i.location_key = %s AND i.status = 'ok'
+               AND COALESCE(c.class_name, '') <> %s),
+        pairs AS (
+            SELECT a.id AS a, b.id AS b, a.image_id,
+                   greatest(0, least(a.x2, b.x2) - greatest(a.x1, b.x1))
+                 * greatest(0, least(a.y2, b.y2) - greatest(a.y1, b.y1)) AS inter,
+                   a.area + b.area AS areas
+              FROM b a JOIN b b ON a.image_id = b.image_id
+               AND a.model_version = b.model_version AND a.id < b.id)
+        SELECT a, b, image_id, round((inter / nullif(areas - inter, 0))::numeric, 3)
+          FROM pairs WHERE inter / nullif(areas - inter, 0) >= %s ORDER BY a, b
+        """,
+        (key, NOT_DEER, iou),
+    )
+    rows = cur.fetchall()
+    return {
+        "pairs": len(rows),
+        "frames": len({r[2] for r in rows}),
+        "examples": [(a, b, float(v)) for a, b, _, v in rows[:EXAMPLES]],
+    }
+
+
+def _embedded_pair(cur, key: str) -> tuple[str, str] | None:
+    """(embedder, detector) versions with the most embeddings at the location."""
+    cur.execute(
+        """
+        SELECT e.model_version, d.model_version FROM embeddings e
+          JOIN detections d ON d.id = e.detection_id JOIN images i ON i.id = d.image_id
+         WHERE i.location_key = %s GROUP BY 1, 2 ORDER BY count(*) DESC, 1, 2 LIMIT 1
+        """,
+        (key,),
+    )
+    row = cur.fetchone()
+    return tuple(row) if row else None
+
+
+def embedding_coverage(cur, key: str, versions: tuple[str, str] | None = None) -> dict:
+    """Detections of the embedded detector version at the location lacking an embedding.
+
+    Args:
+        cur: a cursor.
+        key: the location.
+        versions: (embedder, detector) versions, e.g. from the last materialization's metadata;
+            default the pair with the most embeddings at the location.
+    """
+    versions = versions or _embedded_pair(cur, key)
+    if versions is None:
+        return {"embedder": None, "detector": None, "detections": 0, "missing": 0, "examples": []}
+    emb, det = versions
+    cur.execute(
+        """
+        SELECT d.id, e.detection_id IS NOT NULL FROM detections d
+          JOIN images i ON i.id = d.image_id
+          LEFT JOIN embeddings e ON e.detection_id = d.id AND e.model_version = %s
+         WHERE i.location_key = %s AND i.status = 'ok' AND d.model_version = %s ORDER BY d.id
+        """,
+        (emb, key, det),
+    )
+    rows = cur.fetchall()
+    missing = [i for i, has in rows if not has]
+    return {
+        "embedder": emb,
+        "detector": det,
+        "detections": len(rows),
+        "missing": len(missing),
+        "examples": missing[:EXAMPLES],
+    }
+
+
+def embedding_norms(cur, key: str) -> dict:
+    """Embeddings of the location's detections whose L2 norm is not 1 (within tolerance)."""
+    cur.execute(
+        """
+        SELECT e.detection_id, e.model_version, l2_norm(e.embedding) FROM embeddings e
+          JOIN detections d ON d.id = e.detection_id JOIN images i ON i.id = d.image_id
+         WHERE i.location_key = %s
+        """,
+        (key,),
+    )
+    rows = cur.fetchall()
+    bad = [(i, v, round(float(n), 4)) for i, v, n in rows if abs(n - 1.0) > NORM_TOLERANCE]
+    norms = [float(n) for _, _, n in rows]
+    return {
+        "embeddings": len(rows),
+        "not_unit": len(bad),
+        "min_norm": round(min(norms), 4) if norms else None,
+        "max_norm": round(max(norms), 4) if norms else None,
+        "examples": bad[:EXAMPLES],
+    }
+
+
+def same_frame_merges(cur, key: str) -> dict:
+    """Deer with two or more sightings in one frame of the location (one animal, two places)."""
+    cur.execute(
+        """
+        SELECT s.deer_id, i.rel_path, array_agg(s.detection_id ORDER BY s.detection_id)
+          FROM sightings s JOIN detections d ON d.id = s.detection_id
+          JOIN images i ON i.id = d.image_id
+         WHERE i.location_key = %s GROUP BY s.deer_id, i.rel_path HAVING count(*) > 1
+         ORDER BY s.deer_id, i.rel_path
+        """,
+        (key,),
+    )
+    rows = cur.fetchall()
+    return {"merges": len(rows), "deer": len({r[0] for r in rows}), "examples": rows[:EXAMPLES]}
+
+
+def sex_conflicts(cur, key: str, confident: float = CONFIDENT) -> dict:
+    """Deer seen at the location whose confident sightings (anywhere) disagree on the class.
+
+    A sighting is confident when a person corrected its class or the detector's confidence is at
+    least ``confident``; ``doe``, ``fawn`` and ``buck`` exclude each other (see ``vocabulary``).
+    """
+    cur.execute(
+        """
+        WITH here AS (
+            SELECT DISTINCT s.deer_id FROM sightings s JOIN detections d ON d.id = s.detection_id
+              JOIN images i ON i.id = d.image_id WHERE i.location_key = %s)
+        SELECT s.deer_id, array_agg(DISTINCT COALESCE(c.class_name, d.class_name))
+          FROM sightings s JOIN here h ON h.deer_id = s.deer_id
+          JOIN detections d ON d.id = s.detection_id
+          LEFT JOIN detection_corrections c ON c.detection_id = d.id
+         WHERE COALESCE(c.class_name, d.class_name) = ANY(%s)
+           AND (c.detection_id IS NOT NULL OR d.confidence >= %s)
+         GROUP BY s.deer_id HAVING count(DISTINCT COALESCE(c.class_name, d.class_name)) > 1
+         ORDER BY s.deer_id
+        """,
+        (key, list(DEER_CLASSES), confident),
+    )
+    rows = cur.fetchall()
+    cur.execute(
+        "SELECT count(DISTINCT s.deer_id) FROM sightings s JOIN detections d"
+        " ON d.id = s.detection_id JOIN images i ON i.id = d.image_id WHERE i.location_key = %s",
+        (key,),
+    )
+    return {
+        "deer": cur.fetchone()[0],
+        "conflicts": len(rows),
+        "examples": [(d, sorted(c)) for d, c in rows[:EXAMPLES]],
+    }
