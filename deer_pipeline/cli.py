@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "deer_pipeline.synthetic.commands",
     "deer_pipeline.reid.commands",
     "deer_pipeline.exports.commands",
+    "deer_pipeline.review_app.commands",
 ]
 
 
