@@ -78,6 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
     from deer_pipeline.config import database_url_override, deer_home, image_root
     from deer_pipeline.db.connect import ensure_ready
     from deer_pipeline.reid.matching import default_match_config
+    from deer_pipeline.reid.review import last_reviewed
     from deer_pipeline.review_app.app import LOCAL_HOSTS, ReviewApp, create_app
 
     started_db = False
@@ -100,12 +101,20 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         with review.connection() as conn, conn.cursor() as cur:
             n = len(review.proposals(cur, limit=None))
+            at_start = last_reviewed(cur)
         shown = f"[{args.host}]" if ":" in args.host else args.host
         print(f"Deer review: http://{shown}:{args.port}/ ({n} proposals)", flush=True)
         config = uvicorn.Config(
             create_app(review), host=args.host, port=args.port, log_level="warning"
         )
         uvicorn.Server(config).run()
+        with review.connection() as conn, conn.cursor() as cur:
+            at_end = last_reviewed(cur)
+        if at_end is not None and at_end != at_start:
+            from deer_pipeline.review_app.observe import record_review
+
+            record_review(at_end)
+            print(f"recorded the review in Dagster ({at_end['decisions']} decisions)", flush=True)
     finally:
         review.close()
         if started_db:
