@@ -28,7 +28,12 @@ from deer_pipeline.reid.matching import Gallery, MatchConfig
 from deer_pipeline.reid.store import lock_identities, settle
 from deer_pipeline.reid.tracklets import Detection, Tracklet
 from deer_pipeline.reid.vectors import read_id_halfvecs
-from deer_pipeline.vocabulary import CORRECTION_CLASSES, compatible_sexes, deer_sex
+from deer_pipeline.vocabulary import (
+    CORRECTION_CLASSES,
+    DEER_CLASSES,
+    compatible_sexes,
+    deer_sex,
+)
 
 DECISIONS = ("merge", "split", "correct", "not_same")
 
@@ -152,6 +157,8 @@ def merge_deer(
     other: int,
     force: bool = False,
     *,
+    as_class: str | None = None,
+    duplicates: bool = False,
     reviewer: str | None = None,
     expect: str | None = None,
     lock_timeout_s: float | None = None,
@@ -165,6 +172,12 @@ def merge_deer(
         keep: the deer that stays.
         other: the deer that is removed.
         force: allow merging conflicting sexes or deer seen in the same photo.
+        as_class: the person says the animal is this deer class: every detection of both deer
+            classified otherwise gets a correction to it (so the sexes agree), in the same
+            transaction.
+        duplicates: the person says boxes of both deer in one photo show the same animal twice
+            (the detector's duplicates): in each such photo the most confident box stays and
+            the others are corrected to ``not-deer``.
         reviewer: who decided (recorded in ``review_log``).
         expect: ``deer_state`` of (keep, other) as the person saw them; a different current
             state raises ``DecisionConflict``.
@@ -183,6 +196,11 @@ def merge_deer(
         _check_expected(cur, (keep, other), expect)
         keep_sex, keep_mv = _deer(cur, keep)
         other_sex, other_mv = _deer(cur, other)
+        before = _snapshot(cur, _deer_detections(cur, (keep, other)))
+        corrections = []
+        if as_class is not None:
+            corrections = _correct_all(cur, (keep, other), as_class, reviewer)
+            keep_sex = other_sex = as_class
         if not force and "unknown" not in (keep_sex, other_sex) and keep_sex != other_sex:
             raise ReviewError(
                 f"deer {keep} is {keep_sex} and deer {other} is {other_sex}; "
@@ -195,12 +213,14 @@ def merge_deer(
             (keep, other),
         )
         shared = cur.fetchone()[0]
-        if shared and not force:
+        if shared and duplicates:
+            corrections += _drop_duplicates(cur, keep, other, reviewer)
+        elif shared and not force:
             raise ReviewError(
                 f"deer {keep} and {other} appear together in {shared} photo(s), so "
                 "they are two animals; pass --force to merge anyway"
             )
-        before = _snapshot(cur, _deer_detections(cur, (keep, other)))
+        before["corrections"] = corrections
         sex = other_sex if keep_sex == "unknown" else keep_sex
         cur.execute(
             "UPDATE deer SET sex = %s, model_version = COALESCE(model_version, %s) WHERE id = %s",
@@ -216,11 +236,66 @@ def merge_deer(
         cur.execute("DELETE FROM deer WHERE id = %s", (other,))
         settle(cur, {keep}, keep_mv or other_mv)
         result = {"deer": keep, "removed": other, "n_sightings": total}
+        if as_class is not None:
+            result |= {"class": as_class, "corrected": len(corrections)}
         after = _placement(cur, before["detections"])
         result["log"] = _log(cur, "merge", {**result, "before": before, "after": after}, reviewer)
         return result
 
     return _in_transaction(conn, action, lock_timeout_s)
+
+
+def _drop_duplicates(cur, keep: int, other: int, reviewer: str | None) -> list[list]:
+    """In photos with boxes of both deer, keep the most confident box; the rest are not-deer."""
+    cur.execute(
+        "WITH boxes AS (SELECT s.detection_id, d.image_id, d.confidence, s.deer_id"
+        "  FROM sightings s JOIN detections d ON d.id = s.detection_id"
+        "  WHERE s.deer_id IN (%(a)s, %(b)s)),"
+        " shared AS (SELECT image_id FROM boxes GROUP BY image_id"
+        "  HAVING count(DISTINCT deer_id) > 1),"
+        " ranked AS (SELECT b.detection_id, row_number() OVER (PARTITION BY b.image_id"
+        "  ORDER BY b.confidence DESC, b.detection_id) AS k"
+        "  FROM boxes b JOIN shared USING (image_id))"
+        " SELECT r.detection_id, c.class_name, c.reviewer FROM ranked r"
+        " LEFT JOIN detection_corrections c ON c.detection_id = r.detection_id WHERE r.k > 1"
+        " ORDER BY r.detection_id",
+        {"a": keep, "b": other},
+    )
+    previous = [list(r) for r in cur.fetchall()]
+    ids = [r[0] for r in previous]
+    cur.execute(
+        "INSERT INTO detection_corrections (detection_id, class_name, reviewer)"
+        " SELECT unnest(%s::bigint[]), 'not-deer', %s ON CONFLICT (detection_id) DO UPDATE SET"
+        " class_name = EXCLUDED.class_name, reviewer = EXCLUDED.reviewer, corrected_at = now()",
+        (ids, reviewer),
+    )
+    cur.execute("DELETE FROM sightings WHERE detection_id = ANY(%s)", (ids,))
+    return previous
+
+
+def _correct_all(cur, deer_ids, class_name: str, reviewer: str | None) -> list[list]:
+    """Correct every detection of the deer whose class is another deer class; return the old."""
+    if class_name not in DEER_CLASSES:
+        raise ReviewError(f"the animal's class must be one of {', '.join(DEER_CLASSES)}")
+    cur.execute(
+        "SELECT s.detection_id, c.class_name, c.reviewer FROM sightings s"
+        " JOIN detections d ON d.id = s.detection_id"
+        " LEFT JOIN detection_corrections c ON c.detection_id = s.detection_id"
+        " WHERE s.deer_id = ANY(%s) AND COALESCE(c.class_name, d.class_name) <> %s"
+        " ORDER BY s.detection_id",
+        (sorted(deer_ids), class_name),
+    )
+    previous = [list(r) for r in cur.fetchall()]
+    if previous:
+        cur.execute(
+            "INSERT INTO detection_corrections (detection_id, class_name, reviewer)"
+            " SELECT unnest(%s::bigint[]), %s, %s ON CONFLICT (detection_id) DO UPDATE SET"
+            " class_name = EXCLUDED.class_name, reviewer = EXCLUDED.reviewer,"
+            " corrected_at = now()",
+            ([r[0] for r in previous], class_name, reviewer),
+        )
+    cur.execute("UPDATE deer SET sex = %s WHERE id = ANY(%s)", (class_name, sorted(deer_ids)))
+    return previous
 
 
 def split_sightings(
@@ -452,6 +527,55 @@ def correct_detection(
     return _in_transaction(conn, action, lock_timeout_s)
 
 
+def not_a_deer(
+    conn,
+    deer_id: int,
+    *,
+    reviewer: str | None = None,
+    expect: str | None = None,
+    lock_timeout_s: float | None = None,
+) -> dict:
+    """Record that a whole "deer" is no deer (a stump or a rock the detector keeps finding).
+
+    Every detection of it is corrected to ``not-deer`` (so no run identifies them again) and the
+    deer disappears, in one decision.
+
+    Returns:
+        ``{"deer": id, "class": "not-deer", "detections": n, "log": review_log id}``.
+
+    Raises:
+        ReviewError: the deer does not exist (``UnknownObject``) or changed (``expect``).
+    """
+
+    def action(cur):
+        _check_expected(cur, (deer_id,), expect)
+        _deer(cur, deer_id)
+        ids = _deer_detections(cur, (deer_id,))
+        before = _snapshot(cur, ids)
+        cur.execute(
+            "SELECT d.id, c.class_name, c.reviewer FROM detections d"
+            " LEFT JOIN detection_corrections c ON c.detection_id = d.id"
+            " WHERE d.id = ANY(%s) ORDER BY d.id",
+            (ids,),
+        )
+        before["corrections"] = [list(r) for r in cur.fetchall()]
+        cur.execute(
+            "INSERT INTO detection_corrections (detection_id, class_name, reviewer)"
+            " SELECT unnest(%s::bigint[]), 'not-deer', %s ON CONFLICT (detection_id) DO UPDATE"
+            " SET class_name = EXCLUDED.class_name, reviewer = EXCLUDED.reviewer,"
+            " corrected_at = now()",
+            (ids, reviewer),
+        )
+        cur.execute("DELETE FROM sightings WHERE detection_id = ANY(%s)", (ids,))
+        settle(cur, {deer_id})
+        result = {"deer": deer_id, "class": "not-deer", "detections": len(ids)}
+        after = _placement(cur, ids)
+        result["log"] = _log(cur, "correct", {**result, "before": before, "after": after}, reviewer)
+        return result
+
+    return _in_transaction(conn, action, lock_timeout_s)
+
+
 def _identify_one(
     cur, detection_id: int, class_name: str, version: str, match: MatchConfig | None
 ) -> int | None:
@@ -579,8 +703,10 @@ def undo_last(
             )
         if what == "not_same":
             cur.execute("DELETE FROM deer_not_same WHERE id = %s", (details["not_same"],))
-        if what == "correct":
+        if what == "correct" and "detection" in details:
             _restore_correction(cur, details["detection"], before.get("correction"))
+        for detection_id, class_name, by in reversed(before.get("corrections", [])):
+            _restore_correction(cur, detection_id, [class_name, by] if class_name else None)
         settle(cur, touched)
         result = {"undid": what, "decision": log_id, "deer": sorted(d[0] for d in before["deer"])}
         result["log"] = _log(cur, "undo", {"undoes": log_id, "action": what}, reviewer)

@@ -16,13 +16,14 @@ from deer_pipeline.reid.review import (
     ReviewError,
     correct_detection,
     merge_deer,
+    not_a_deer,
     not_same,
     split_sightings,
     undo_last,
 )
 from deer_pipeline.vocabulary import CORRECTION_CLASSES
 
-ANSWERS = ("merge", "not_same", "class", "split", "undo")
+ANSWERS = ("merge", "not_same", "not_deer", "class", "split", "undo")
 LOCK_TIMEOUT_S = 5.0
 
 
@@ -31,12 +32,14 @@ class Decision:
     """What a person answered.
 
     Attributes:
-        answer: ``merge`` or ``not_same`` (a pair), ``class`` (a detection), ``split``
+        answer: ``merge`` or ``not_same`` (a pair), ``not_deer`` (deer ``left`` is no deer
+            at all), ``class`` (a detection), ``split``
             (``detections`` of deer ``left`` to a new deer, or to deer ``right``), or ``undo``.
         left: a deer of the pair (or the detection's deer, or the deer split).
         right: the other deer of the pair (or the deer a split moves sightings to).
         detection: the detection whose class is decided.
-        class_name: the class decided (one of ``CORRECTION_CLASSES``).
+        class_name: the class decided (one of ``CORRECTION_CLASSES``); with ``merge``, the
+            class of the animal (corrects the detections of both deer that say otherwise).
         expect: the ``deer_state`` token of the deer when the page showed them.
         detections: the sightings a split moves.
     """
@@ -93,8 +96,21 @@ def apply_decision(
         with conn.cursor() as cur:
             keep, other = _keep_first(cur, decision.left, decision.right)
         conn.rollback()
-        result = merge_deer(conn, keep, other, expect=decision.expect, **opts)
+        result = merge_deer(
+            conn,
+            keep,
+            other,
+            as_class=decision.class_name,
+            duplicates=True,
+            expect=decision.expect,
+            **opts,
+        )
         return {"action": "merge", **result}
+    if decision.answer == "not_deer":
+        if decision.left is None:
+            raise ReviewError("say which deer is not a deer")
+        result = not_a_deer(conn, decision.left, expect=decision.expect, **opts)
+        return {"action": "not_deer", **result}
     if decision.answer == "split":
         result = split_sightings(
             conn, list(decision.detections), decision.right, expect=decision.expect, **opts

@@ -2,24 +2,27 @@
 
 Automatic identities err mostly one way: one animal split over several deer. So most proposals
 are pairs of deer whose gallery vectors are nearest (the ``deer`` HNSW index, one query per deer
-that changed) and that could be one animal: compatible sex, never in one photo together, not
-already decided "not the same" (``deer_not_same`` names detections, so the decision follows the
-sightings whatever deer ids a later run gives them). The more similar, the likelier a merge, so
-pairs rank by similarity; a deer seen once is the likeliest fragment and is proposed down to a
-lower similarity. Doubtful class votes (a detection whose best two class scores are close, or,
-without ``class_scores``, a low confidence) are proposed as "which class is this?": a wrong sex
-blocks merges. ``ProposalQueue`` keeps the neighbour pairs between calls and refreshes only deer
-whose gallery changed, so the next proposal is cheap after a decision. The page, ``review
-simulate`` and the load script all read the queue through ``ProposalQueue.proposals``.
+that changed), not already decided "not the same" (``deer_not_same`` names detections, so the
+decision follows the sightings whatever deer ids a later run gives them). The more similar, the
+likelier a merge, so pairs rank by similarity. Deer of different sex are proposed a little lower
+(the detector's class is often wrong; the person then says which class the animal is), and deer
+boxed in one photo together too (the detector boxes one animal twice; a merge keeps the best box
+of each such photo). A deer seen once is the likeliest fragment and is proposed down to a lower
+similarity. Doubtful class votes (a detection whose best two class scores are close, or,
+without ``class_scores``, a low confidence) are proposed as "which class is this?".
+``ProposalQueue`` keeps the neighbour pairs between calls and refreshes only deer whose gallery
+changed, so the next proposal is cheap after a decision. The page, ``review simulate`` and the
+load script all read the queue through ``ProposalQueue.proposals``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PAIR_FLOOR = 0.55  # pairs of deer at least this similar are proposed
-SINGLE_FLOOR = 0.45  # ... or this similar when one of them has a single sighting
+PAIR_FLOOR = 0.7  # pairs of deer at least this similar are proposed (tuned on world seed 11)
+SINGLE_FLOOR = 0.6  # ... or this similar when one of them has a single sighting
 NEIGHBOURS = 8  # nearest deer asked of the index per deer
+CROSS_SEX_PENALTY = 0.1  # deer of different sex are less likely one animal
 CLASS_MARGIN = 0.2  # class_scores: best minus second below this is doubtful
 LOW_CONFIDENCE = 0.4  # without class_scores: a confidence below this is doubtful
 
@@ -27,14 +30,14 @@ _DEER = """
 SELECT id, sex, model_version, embedding_count, n_sightings FROM deer WHERE embedding IS NOT NULL
 """
 
-# Nearest compatible deer of each deer in %(ids)s, through the HNSW index (iterative scans keep the
-# sex filter from starving the result; relaxed order is re-sorted in Python).
+# Nearest deer of each deer in %(ids)s, through the HNSW index (relaxed order: re-sorted in Python).
+# Any sex: the detector's class is often wrong, so two deer of different sex may be one animal
+# (the person then says which class it is).
 _NEIGHBOURS = """
 SELECT q.id, n.id, 1 - (n.embedding <=> q.embedding)
   FROM deer q CROSS JOIN LATERAL (
        SELECT d.id, d.embedding FROM deer d
         WHERE d.id <> q.id AND d.model_version = q.model_version AND d.embedding IS NOT NULL
-          AND (q.sex = 'unknown' OR d.sex = 'unknown' OR d.sex = q.sex)
         ORDER BY d.embedding <=> q.embedding LIMIT %(k)s) n
  WHERE q.id = ANY(%(ids)s)
 """
@@ -92,6 +95,9 @@ class Proposal:
         detection: the doubtful detection (class proposals).
         class_name: the detector's class (class proposals).
         votes: class -> score, or the detector's confidence in its one class.
+        sexes: the sexes of the pair's deer (different ones: a merge says which class it is).
+        shared_photos: the two deer have boxes in one photo (one animal boxed twice, if the
+            person says they are the same: a merge keeps the best box of each such photo).
     """
 
     kind: str
@@ -103,6 +109,14 @@ class Proposal:
     detection: int | None = None
     class_name: str | None = None
     votes: dict = field(default_factory=dict)
+    sexes: tuple[str, ...] = ()
+    shared_photos: bool = False
+
+    @property
+    def cross_sex(self) -> bool:
+        """Whether a pair's deer have different known sexes (a merge then needs a class)."""
+        known = {s for s in self.sexes if s != "unknown"}
+        return len(known) > 1
 
     @property
     def deer(self) -> tuple[int, ...]:
@@ -202,7 +216,7 @@ class ProposalQueue:
         """
         self.refresh(cur)
         skip = skip or set()
-        blocked = self.not_same_pairs(cur) | self._shared_photo
+        blocked = self.not_same_pairs(cur)
         out: list[Proposal] = []
         for (a, b), sim in self._pairs.items():
             if (a, b) in blocked:
@@ -211,8 +225,23 @@ class ProposalQueue:
             if sim < (self.single_floor if single else self.pair_floor):
                 continue
             key = f"pair:{a}:{b}"
+            sexes = (self._signature[a][0], self._signature[b][0])
+            score = sim - (
+                CROSS_SEX_PENALTY if "unknown" not in sexes and len(set(sexes)) > 1 else 0
+            )
             if key not in skip:
-                out.append(Proposal("pair", key, sim, a, b, similarity=sim))
+                out.append(
+                    Proposal(
+                        "pair",
+                        key,
+                        score,
+                        a,
+                        b,
+                        similarity=sim,
+                        sexes=sexes,
+                        shared_photos=(a, b) in self._shared_photo,
+                    )
+                )
         if self.classes:
             out.extend(p for p in self._class_proposals(cur) if p.key not in skip)
         out.sort(key=lambda p: (-p.score, p.key))

@@ -2,11 +2,12 @@
 
 It measures the ranking: how few decisions a person needs to reach clean identities. Stored
 detections are matched to true boxes as ``reid.metrics`` does (IoU, per image); a deer stands for
-the true individual most of its matched sightings show. The queue is answered in the order the
-page shows it, each answer applied by ``apply_decision`` (the call behind the page's keys): same
-individual -> merge, different (or a side with no true animal) -> not the same, a class question
--> the true class (``not-deer`` for a box on no animal). It stops when the queue is empty or after
-``max_decisions``.
+the true individual most of its matched sightings show (a deer made only of duplicate boxes of an
+animal stands for that animal). The queue is answered in the order the page shows it, each answer
+applied by ``apply_decision`` (the call behind the page's keys): same individual -> merge (saying
+the class when the sexes differ), different or no true animal -> not the same, a class question
+-> the true class (``not-deer`` for a box on no animal). It stops when the queue is empty or
+after ``max_decisions``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from deer_pipeline.reid.matching import MatchConfig
-from deer_pipeline.reid.metrics import evaluate_database, load_truth, match_boxes
+from deer_pipeline.reid.metrics import IOU_MATCH, evaluate_database, load_truth, match_boxes
 from deer_pipeline.reid.review import ReviewError
+from deer_pipeline.reid.tracklets import box_iou
 from deer_pipeline.review_app.decide import Decision, apply_decision
 from deer_pipeline.review_app.queue import Proposal, ProposalQueue
 
@@ -41,19 +43,42 @@ def truth_of_detections(cur, truth_path: str | Path) -> dict[int, tuple[str, str
     return out
 
 
-def _individual(cur, deer_id: int, truth: dict[int, tuple[str, str]]) -> str | None:
+def duplicates_of(cur, truth_path: str | Path, matched: dict) -> dict[int, str]:
+    """Unmatched detections that box a true animal again (IoU >= 0.5): id -> individual."""
+    truth = load_truth(truth_path)
+    cur.execute(
+        "SELECT d.id, i.rel_path, d.x1, d.y1, d.x2, d.y2 FROM detections d"
+        " JOIN images i ON i.id = d.image_id WHERE i.rel_path = ANY(%s) AND NOT (d.id = ANY(%s))",
+        (list(truth), list(matched)),
+    )
+    out = {}
+    for det, rel_path, *box in cur.fetchall():
+        best = max(
+            ((box_iou(box, b["bbox"]), b["individual_id"]) for b in truth[rel_path]),
+            default=(0.0, None),
+        )
+        if best[0] >= IOU_MATCH:
+            out[det] = best[1]
+    return out
+
+
+def _individual(cur, deer_id: int, truth: dict, duplicates: dict) -> str | None:
+    """The true animal a deer shows (by its matched sightings, else by duplicate boxes)."""
     cur.execute("SELECT detection_id FROM sightings WHERE deer_id = %s", (deer_id,))
-    votes = Counter(truth[r[0]][0] for r in cur.fetchall() if r[0] in truth)
+    ids = [r[0] for r in cur.fetchall()]
+    votes = Counter(truth[d][0] for d in ids if d in truth)
+    if not votes:
+        votes = Counter(duplicates[d] for d in ids if d in duplicates)
     return votes.most_common(1)[0][0] if votes else None
 
 
-def answer(cur, proposal: Proposal, truth: dict[int, tuple[str, str]]) -> Decision:
+def answer(cur, proposal: Proposal, truth: dict, duplicates: dict) -> Decision:
     """What a reviewer who knows the truth answers to one proposal."""
     from deer_pipeline.reid.review import deer_state
 
     expect = deer_state(cur, proposal.deer)
     if proposal.kind == "class":
-        true_class = truth.get(proposal.detection, (None, "not-deer"))[1]
+        true_class = truth.get(proposal.detection, (None, "not-deer"))[1]  # duplicates too
         return Decision(
             "class",
             proposal.left,
@@ -61,10 +86,18 @@ def answer(cur, proposal: Proposal, truth: dict[int, tuple[str, str]]) -> Decisi
             class_name=true_class,
             expect=expect,
         )
-    left = _individual(cur, proposal.left, truth)
-    right = _individual(cur, proposal.right, truth)
-    same = left is not None and left == right
-    return Decision("merge" if same else "not_same", proposal.left, proposal.right, expect=expect)
+    left = _individual(cur, proposal.left, truth, duplicates)
+    right = _individual(cur, proposal.right, truth, duplicates)
+    if left is None or right is None:  # a side shows no animal at all: say so, once
+        gone = proposal.left if left is None else proposal.right
+        return Decision("not_deer", gone, expect=deer_state(cur, [gone]))
+    if left != right:
+        return Decision("not_same", proposal.left, proposal.right, expect=expect)
+    true_class = None
+    if proposal.cross_sex:  # the page asks which class the animal is
+        classes = Counter(c for i, c in truth.values() if i == left)
+        true_class = classes.most_common(1)[0][0]
+    return Decision("merge", proposal.left, proposal.right, class_name=true_class, expect=expect)
 
 
 def simulate(
@@ -74,11 +107,13 @@ def simulate(
     max_decisions: int | None = None,
     reviewer: str = "simulated",
     match: MatchConfig | None = None,
+    trace: list | None = None,
 ) -> dict:
     """Answer the queue from the ground truth until it is empty; return counts and quality.
 
     Returns:
-        ``decisions``, ``merges``, ``not_same``, ``class_corrections``, ``refused``,
+        ``decisions``, ``merges``, ``not_same``, ``class_corrections``, ``not_deer`` (whole
+        deer that are no animal), ``refused``,
         ``deer_before``, ``deer_after``, ``deer_true``, ``bcubed_precision``,
         ``bcubed_recall`` (after), the same two before, ``budget`` (1.5 x (deer found -
         deer true) + 10, from before) and ``seconds``.
@@ -87,6 +122,7 @@ def simulate(
     queue = queue or ProposalQueue()
     with conn.cursor() as cur:
         truth = truth_of_detections(cur, truth_path)
+        duplicates = duplicates_of(cur, truth_path, truth)
         before = evaluate_database(cur, truth_path)
     conn.rollback()
     counts = Counter()
@@ -96,20 +132,19 @@ def simulate(
             top = queue.proposals(cur, skip=skip, limit=1)
             if not top:
                 break
-            decision = answer(cur, top[0], truth)
+            decision = answer(cur, top[0], truth, duplicates)
         conn.rollback()
         counts["decisions"] += 1
+        if trace is not None:
+            trace.append((top[0].key, round(top[0].score, 3), decision.answer))
         try:
             result = apply_decision(conn, decision, reviewer, match)
         except ReviewError:
             counts["refused"] += 1
             skip.add(top[0].key)
             continue
-        counts[
-            {"merge": "merges", "not_same": "not_same", "correct": "class_corrections"}[
-                result["action"]
-            ]
-        ] += 1
+        kinds = {"merge": "merges", "not_same": "not_same", "correct": "class_corrections"}
+        counts[kinds.get(result["action"], result["action"])] += 1
     with conn.cursor() as cur:
         after = evaluate_database(cur, truth_path)
     conn.rollback()
@@ -118,6 +153,7 @@ def simulate(
         "merges": counts["merges"],
         "not_same": counts["not_same"],
         "class_corrections": counts["class_corrections"],
+        "not_deer": counts["not_deer"],
         "refused": counts["refused"],
         "deer_before": before.deer_found,
         "deer_after": after.deer_found,
