@@ -150,10 +150,11 @@ def queue_page(request: Request) -> Response:
         if at >= len(ranked) and ranked:
             at = len(ranked) - 1
         proposal = ranked[at] if ranked else None
-        sides, token = {}, None
+        sides, token, tokens = {}, None, {}
         if proposal is not None:
             sides = pages.summaries(cur, proposal.deer)
             token = deer_state(cur, proposal.deer)
+            tokens = {d: deer_state(cur, [d]) for d in proposal.deer}
         history = last_reviewed(cur)
     return app.page(
         request,
@@ -162,6 +163,7 @@ def queue_page(request: Request) -> Response:
             "proposal": proposal,
             "sides": sides,
             "token": token,
+            "tokens": tokens,
             "at": at,
             "total": len(ranked),
             "classes": CORRECTION_CLASSES,
@@ -279,11 +281,14 @@ def _decision(form: dict[str, str]) -> Decision:
 def _message(result: dict) -> str:
     action = result["action"]
     if action == "merge":
-        return f"Merged deer {result['removed']} into deer {result['deer']}."
+        said = f" (a {result['class']})" if result.get("class") else ""
+        return f"Merged deer {result['removed']} into deer {result['deer']}{said}."
     if action == "not_same":
         return f"Deer {result['left']} and {result['right']} are not the same: remembered."
     if action == "correct":
         return f"Detection {result['detection']} is now {result['class']}."
+    if action == "not_deer":
+        return f"Deer {result['deer']} is no deer: its {result['detections']} boxes are removed."
     if action == "split":
         return (
             f"Moved {result['moved']} sighting(s) from deer {result['from']} to {result['deer']}."

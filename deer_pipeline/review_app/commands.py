@@ -80,6 +80,7 @@ def _serve(args: argparse.Namespace) -> int:
     from deer_pipeline.reid.matching import default_match_config
     from deer_pipeline.reid.review import last_reviewed
     from deer_pipeline.review_app.app import LOCAL_HOSTS, ReviewApp, create_app
+    from deer_pipeline.review_app.observe import ReviewObserver
 
     started_db = False
     if not database_url_override():
@@ -98,6 +99,8 @@ def _serve(args: argparse.Namespace) -> int:
         hosts=hosts,
         match=default_match_config(),
     )
+    observer = ReviewObserver()
+    observer.start()
     try:
         with review.connection() as conn, conn.cursor() as cur:
             n = len(review.proposals(cur, limit=None))
@@ -107,13 +110,14 @@ def _serve(args: argparse.Namespace) -> int:
         config = uvicorn.Config(
             create_app(review), host=args.host, port=args.port, log_level="warning"
         )
-        uvicorn.Server(config).run()
+        try:
+            uvicorn.Server(config).run()
+        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled: a normal stop
+            pass
         with review.connection() as conn, conn.cursor() as cur:
             at_end = last_reviewed(cur)
         if at_end is not None and at_end != at_start:
-            from deer_pipeline.review_app.observe import record_review
-
-            record_review(at_end)
+            observer.record(at_end)
             print(f"recorded the review in Dagster ({at_end['decisions']} decisions)", flush=True)
     finally:
         review.close()

@@ -21,15 +21,15 @@ SELECT d.id, d.sex, d.n_sightings, d.first_seen, d.last_seen,
   FROM deer d WHERE d.id = ANY(%s)
 """
 
-# The best crops of a deer: most confident first, at most one per burst so they differ.
+# The best crops of a deer: most confident first, one per burst before a second of any burst.
 _BEST = """
 SELECT detection_id, captured_at, location_key, confidence FROM (
-  SELECT DISTINCT ON (COALESCE(i.burst_id, i.id)) s.detection_id, i.captured_at, i.location_key,
-         x.confidence
+  SELECT s.detection_id, i.captured_at, i.location_key, x.confidence,
+         row_number() OVER (PARTITION BY COALESCE(i.burst_id, i.id)
+                            ORDER BY x.confidence DESC, s.detection_id) AS k
     FROM sightings s JOIN detections x ON x.id = s.detection_id JOIN images i ON i.id = x.image_id
-   WHERE s.deer_id = %s
-   ORDER BY COALESCE(i.burst_id, i.id), x.confidence DESC, s.detection_id) b
- ORDER BY confidence DESC, detection_id LIMIT %s
+   WHERE s.deer_id = %s) b
+ ORDER BY k, confidence DESC, detection_id LIMIT %s
 """
 
 _SIGHTINGS = """

@@ -151,7 +151,7 @@ def test_keyboard_review(review_server, browser, herd, artifacts):
 
     children = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 0
+    assert proc.wait(timeout=180) == 0  # the machine may be busy: Dagster imports slowly
     time.sleep(0.5)
     assert [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
 

@@ -1,9 +1,11 @@
 // Keys for the review pages: each key submits the same form a mouse click would.
 (function () {
   "use strict";
-  function submit(id) {
-    var form = document.getElementById(id);
-    if (form) { form.requestSubmit(); return true; }
+  function submit() {
+    for (var i = 0; i < arguments.length; i++) {
+      var form = document.getElementById(arguments[i]);
+      if (form) { form.requestSubmit(); return true; }
+    }
     return false;
   }
   function follow(id) {
@@ -16,10 +18,12 @@
     n: function () { return submit("not_same"); },
     u: function () { return submit("undo"); },
     s: function () { return follow("skip"); },
-    d: function () { return submit("class-doe"); },
-    f: function () { return submit("class-fawn"); },
-    b: function () { return submit("class-buck"); },
+    d: function () { return submit("class-doe", "merge-doe"); },
+    f: function () { return submit("class-fawn", "merge-fawn"); },
+    b: function () { return submit("class-buck", "merge-buck"); },
     x: function () { return submit("class-not-deer"); },
+    1: function () { return submit("not-deer-left"); },
+    2: function () { return submit("not-deer-right"); },
     arrowright: function () { return follow("next"); },
     arrowleft: function () { return follow("prev"); }
   };
