@@ -154,3 +154,70 @@ def test_class_correction_split_into_another_deer_and_undo(herd):
     assert undo_last(conn, reviewer="bob")["undid"] == "split"
     assert undo_last(conn, reviewer="ann")["undid"] == "split"
     assert deer_of(conn)[det] == c_deer
+
+
+def test_cross_sex_merge_says_the_class_and_no_deer_removes_a_deer(herd):
+    conn = herd["conn"]
+    animals = _animal_deer(herd)
+    doe, buck = min(animals["A"]), min(animals["B"])
+    merged = _decide(conn, "merge", (doe, buck), class_name="doe")
+    assert merged["class"] == "doe" and merged["corrected"] == 3
+    c_deer = next(iter(animals["C"]))
+    gone = apply_decision(conn, Decision("not_deer", c_deer), "ann")
+    assert gone["detections"] == 3
+    identify_location(conn, "L1", MATCH)  # a later run keeps both decisions
+    table = deer_of(conn)
+    c_ids = [d for d, w in zip(herd["ids"], herd["who"], strict=True) if w == "C"]
+    assert not set(c_ids) & set(table)
+    with conn.cursor() as cur:
+        cur.execute("SELECT class_name, count(*) FROM detection_corrections GROUP BY 1 ORDER BY 1")
+        assert cur.fetchall() == [("doe", 3), ("not-deer", 3)]
+        cur.execute("SELECT sex FROM deer WHERE id = %s", (merged["deer"],))
+        assert cur.fetchone() == ("doe",)
+    conn.rollback()
+    assert undo_last(conn, reviewer="ann")["undid"] == "correct"
+    assert undo_last(conn, reviewer="ann")["undid"] == "merge"
+    assert _animal_deer(herd) == animals
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM detection_corrections")
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT sex FROM deer WHERE id = %s", (buck,))
+        assert cur.fetchone() == ("buck",)
+
+
+def test_merge_of_duplicate_boxes_keeps_the_best_box_per_photo(clean_db):
+    from deer_pipeline_tests.reid.builders import Scene, animal, view, walk
+
+    conn = connect(clean_db.data)
+    try:
+        scene = Scene("L1")
+        look = animal(9)
+        frames = []
+        for k, box in enumerate(walk(100, 30, 3)):
+            twin = (box[0] + 4, box[1] + 2, box[2] + 4, box[3] + 2)  # the detector boxed it twice
+            frames.append(
+                [("doe", box, view(look, 0.1, k)), ("buck", twin, view(look, 0.1, 10 + k))]
+            )
+        scene.burst(frames)
+        ids = scene.write(conn)
+        identify_location(conn, "L1", MATCH)
+        pairs = _pairs(conn)
+        assert len(pairs) == 1
+        with conn.cursor() as cur:
+            queue = ProposalQueue(classes=False)
+            (proposal,) = queue.proposals(cur)
+            assert proposal.shared_photos and proposal.cross_sex
+        conn.rollback()
+        result = _decide(conn, "merge", pairs[0], class_name="doe")
+        assert result["n_sightings"] == 3
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT detection_id FROM detection_corrections WHERE class_name = 'not-deer'"
+            )
+            dropped = sorted(r[0] for r in cur.fetchall())
+        conn.rollback()
+        assert len(dropped) == 3 and set(dropped) < set(ids)
+        identify_location(conn, "L1", MATCH)
+        assert len(set(deer_of(conn).values())) == 1 and len(deer_of(conn)) == 3
+    finally:
+        conn.close()
