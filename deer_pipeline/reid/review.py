@@ -303,6 +303,7 @@ def split_sightings(
     detection_ids: list[int],
     into: int | None = None,
     *,
+    source: int | None = None,
     reviewer: str | None = None,
     expect: str | None = None,
     lock_timeout_s: float | None = None,
@@ -316,6 +317,7 @@ def split_sightings(
         conn: a psycopg2 connection (committed here).
         detection_ids: the sightings to move (all of one deer).
         into: an existing deer to move them to; None founds a new deer.
+        source: the deer the person split (checked against ``expect`` first).
         reviewer: who decided.
         expect: ``deer_state`` of the deer they belong to (and ``into``) as the person saw them.
         lock_timeout_s: wait at most this long for the identity lock.
@@ -332,6 +334,8 @@ def split_sightings(
         raise ReviewError("name at least one sighting (detection id) to split off")
 
     def action(cur):
+        if source is not None:
+            _check_expected(cur, (source,) if into is None else (source, into), expect)
         cur.execute(
             "SELECT s.detection_id, s.deer_id, COALESCE(c.class_name, d.class_name), d.image_id"
             " FROM sightings s JOIN detections d ON d.id = s.detection_id"
@@ -349,6 +353,8 @@ def split_sightings(
                 f"the sightings belong to several deer {sorted(owners)}; split one deer at a time"
             )
         old = owners.pop()
+        if source is not None and old != source:
+            raise DecisionConflict(f"the sightings no longer belong to deer {source}")
         _check_expected(cur, (old,) if into is None else (old, into), expect)
         old_sex, old_mv = _deer(cur, old)
         votes = Counter(deer_sex(r[2]) for r in rows if deer_sex(r[2]) != "unknown")

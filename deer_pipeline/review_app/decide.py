@@ -113,7 +113,12 @@ def apply_decision(
         return {"action": "not_deer", **result}
     if decision.answer == "split":
         result = split_sightings(
-            conn, list(decision.detections), decision.right, expect=decision.expect, **opts
+            conn,
+            list(decision.detections),
+            decision.right,
+            source=decision.left,
+            expect=decision.expect,
+            **opts,
         )
         return {"action": "split", **result}
     if decision.answer == "class":

@@ -111,3 +111,24 @@ def test_decision_during_an_identity_run_is_refused_then_accepted(client, herd):
         "/decisions", data=undo, headers={"Origin": ORIGIN, "Accept": "application/json"}
     )
     assert undone.status_code == 200 and undone.json()["result"]["undid"] == "merge"
+
+
+def test_deer_page_split_and_class_forms(client, herd):
+    table = deer_of(herd["conn"])
+    deer_id = table[herd["ids"][0]]
+    page = client.get(f"/deer/{deer_id}").text
+    split = _form(page, "split")
+    moved = [str(d) for d in herd["ids"][:2]]
+    body = {**split, "into": "new", "detections": moved}
+    done = client.post("/decisions", data=body, headers={"Origin": ORIGIN})
+    assert done.status_code == 303 and done.headers["location"].startswith(f"/deer/{deer_id}?")
+    after = deer_of(herd["conn"])
+    new = after[herd["ids"][0]]
+    assert new != deer_id and after[herd["ids"][1]] == new and after[herd["ids"][2]] == deer_id
+    page = client.get(f"/deer/{new}").text
+    correct = {**_form(page, "correct"), "detection": moved[0], "class_name": "not-deer"}
+    done = client.post("/decisions", data=correct, headers={"Origin": ORIGIN})
+    assert done.status_code == 303
+    assert herd["ids"][0] not in deer_of(herd["conn"])
+    stale = client.post("/decisions", data=body, headers={"Origin": ORIGIN})  # an old tab
+    assert stale.status_code == 409
