@@ -9,15 +9,9 @@ embedded database is stopped if this command started it. Decisions carry the rev
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 
-
-def _default_reviewer() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+from deer_pipeline.reid.commands import os_user
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,9 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("review", help="review identities in the browser")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765)")
-    parser.add_argument(
-        "--reviewer", default=_default_reviewer(), help="name recorded with each decision"
-    )
+    parser.add_argument("--reviewer", default=os_user(), help="name recorded with each decision")
     parser.set_defaults(func=_serve)
     actions = parser.add_subparsers(dest="review_command", metavar="ACTION")
     sim = actions.add_parser(
