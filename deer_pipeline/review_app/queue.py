@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PAIR_FLOOR = 0.7  # pairs of deer at least this similar are proposed (tuned on world seed 11)
-SINGLE_FLOOR = 0.6  # ... or this similar when one of them has a single sighting
+PAIR_FLOOR = 0.7  # pairs scoring at least this are proposed (tuned on worlds 11 and 21)
+SINGLE_FLOOR = 0.68  # ... or this when one of them has a single sighting
 NEIGHBOURS = 8  # nearest deer asked of the index per deer
 CROSS_SEX_PENALTY = 0.1  # deer of different sex are less likely one animal
 CLASS_MARGIN = 0.2  # class_scores: best minus second below this is doubtful
@@ -136,8 +136,8 @@ class ProposalQueue:
     """Ranked proposals over the database, refreshed incrementally between calls.
 
     Args:
-        pair_floor: lowest similarity of a proposed pair.
-        single_floor: lowest similarity when one deer of the pair has one sighting.
+        pair_floor: lowest score of a proposed pair (similarity, less the cross-sex penalty).
+        single_floor: lowest score when one deer of the pair has one sighting.
         neighbours: nearest deer looked up per deer.
         ef_search: HNSW candidate list size for those look-ups.
         classes: propose doubtful class votes as well.
@@ -222,13 +222,12 @@ class ProposalQueue:
             if (a, b) in blocked:
                 continue
             single = min(self._signature[a][3], self._signature[b][3]) <= 1
-            if sim < (self.single_floor if single else self.pair_floor):
+            sexes = (self._signature[a][0], self._signature[b][0])
+            cross = "unknown" not in sexes and len(set(sexes)) > 1
+            score = sim - (CROSS_SEX_PENALTY if cross else 0.0)
+            if score < (self.single_floor if single else self.pair_floor):
                 continue
             key = f"pair:{a}:{b}"
-            sexes = (self._signature[a][0], self._signature[b][0])
-            score = sim - (
-                CROSS_SEX_PENALTY if "unknown" not in sexes and len(set(sexes)) > 1 else 0
-            )
             if key not in skip:
                 out.append(
                     Proposal(
