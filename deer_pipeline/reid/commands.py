@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 
 from deer_pipeline.vocabulary import CORRECTION_CLASSES
+
+
+def os_user() -> str:
+    """The operating-system user's name: the default reviewer of a decision."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _reviewer_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reviewer", default=os_user(), help="name recorded with the decision (default: you)"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="merge even if the sexes conflict or both are in one photo",
     )
+    _reviewer_option(merge)
     merge.set_defaults(func=_merge)
     split = actions.add_parser("split", help="move sightings to a new deer (manual)")
     split.add_argument(
@@ -33,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DETECTION_ID",
         help="detection id(s) to move",
     )
+    _reviewer_option(split)
     split.set_defaults(func=_split)
     listing = actions.add_parser("list", help="list every deer")
     listing.set_defaults(func=_list)
@@ -45,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     correct.add_argument("id", type=int, help="detection id")
     correct.add_argument("--class", dest="class_name", required=True, choices=CORRECTION_CLASSES)
+    _reviewer_option(correct)
     correct.set_defaults(func=_correct)
 
 
@@ -61,7 +79,7 @@ def _run(action, *args, **kwargs):
 def _merge(args: argparse.Namespace) -> int:
     from deer_pipeline.reid.review import merge_deer
 
-    r = _run(merge_deer, args.a, args.b, force=args.force)
+    r = _run(merge_deer, args.a, args.b, force=args.force, reviewer=args.reviewer)
     print(
         f"merged deer {r['removed']} into deer {r['deer']}: {r['n_sightings']} sightings, "
         "all manual"
@@ -72,7 +90,7 @@ def _merge(args: argparse.Namespace) -> int:
 def _split(args: argparse.Namespace) -> int:
     from deer_pipeline.reid.review import split_sightings
 
-    r = _run(split_sightings, args.sightings)
+    r = _run(split_sightings, args.sightings, reviewer=args.reviewer)
     print(f"moved {r['moved']} sighting(s) from deer {r['from']} to new deer {r['deer']}")
     return 0
 
@@ -81,7 +99,13 @@ def _correct(args: argparse.Namespace) -> int:
     from deer_pipeline.reid.matching import default_match_config
     from deer_pipeline.reid.review import correct_detection
 
-    r = _run(correct_detection, args.id, args.class_name, default_match_config())
+    r = _run(
+        correct_detection,
+        args.id,
+        args.class_name,
+        default_match_config(),
+        reviewer=args.reviewer,
+    )
     if r["from_deer"] == r["to_deer"]:
         where = f"stays with deer {r['to_deer']}" if r["to_deer"] else "has no deer"
     else:

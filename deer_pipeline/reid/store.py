@@ -50,9 +50,19 @@ RETURNING d.id
 """
 
 
-def lock_identities(cur) -> None:
-    """Take the identity lock for the rest of the cursor's transaction (waits for holders)."""
+def lock_identities(cur, timeout_s: float | None = None) -> None:
+    """Take the identity lock for the rest of the cursor's transaction (waits for holders).
+
+    Args:
+        cur: a cursor inside the caller's transaction.
+        timeout_s: wait at most this long (PostgreSQL ``lock_timeout``, for this transaction),
+            then fail with ``psycopg2.errors.LockNotAvailable``; None waits as long as it takes.
+    """
+    if timeout_s is not None:
+        cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(timeout_s * 1000)}ms",))
     cur.execute("SELECT pg_advisory_xact_lock(%s)", (IDENTITY_LOCK,))
+    if timeout_s is not None:
+        cur.execute("SELECT set_config('lock_timeout', '0', true)")
 
 
 def recompute_gallery(cur, deer_ids: Collection[int], model_version: str | None = None) -> None:

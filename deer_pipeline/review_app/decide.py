@@ -1,0 +1,131 @@
+"""Applying one reviewer decision: the single call behind the page's keys and ``review simulate``.
+
+A decision names what the person saw (the deer, or a detection, and the state token of those deer)
+and what they answered; it is applied with the review actions of ``deer_pipeline.reid.review``
+under the identity lock with a bounded wait, so a decision is either recorded, or refused with a
+clear reason (``DecisionConflict``: the deer changed since; ``IdentityBusy``: a run holds the
+lock), never lost silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deer_pipeline.reid.matching import MatchConfig
+from deer_pipeline.reid.review import (
+    ReviewError,
+    correct_detection,
+    merge_deer,
+    not_a_deer,
+    not_same,
+    split_sightings,
+    undo_last,
+)
+from deer_pipeline.vocabulary import CORRECTION_CLASSES
+
+ANSWERS = ("merge", "not_same", "not_deer", "class", "split", "undo")
+LOCK_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a person answered.
+
+    Attributes:
+        answer: ``merge`` or ``not_same`` (a pair), ``not_deer`` (deer ``left`` is no deer
+            at all), ``class`` (a detection), ``split``
+            (``detections`` of deer ``left`` to a new deer, or to deer ``right``), or ``undo``.
+        left: a deer of the pair (or the detection's deer, or the deer split).
+        right: the other deer of the pair (or the deer a split moves sightings to).
+        detection: the detection whose class is decided.
+        class_name: the class decided (one of ``CORRECTION_CLASSES``); with ``merge``, the
+            class of the animal (corrects the detections of both deer that say otherwise).
+        expect: the ``deer_state`` token of the deer when the page showed them.
+        detections: the sightings a split moves.
+    """
+
+    answer: str
+    left: int | None = None
+    right: int | None = None
+    detection: int | None = None
+    class_name: str | None = None
+    expect: str | None = None
+    detections: tuple[int, ...] = ()
+
+
+def _keep_first(cur, a: int, b: int) -> tuple[int, int]:
+    """The deer with more sightings stays (its id is the one people have seen most)."""
+    cur.execute("SELECT id, n_sightings FROM deer WHERE id IN (%s, %s)", (a, b))
+    sizes = dict(cur.fetchall())
+    return (a, b) if (sizes.get(a, 0), -a) >= (sizes.get(b, 0), -b) else (b, a)
+
+
+def apply_decision(
+    conn,
+    decision: Decision,
+    reviewer: str,
+    match: MatchConfig | None = None,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
+) -> dict:
+    """Record one decision (merge, not the same, a class, undo) and return what happened.
+
+    Args:
+        conn: a psycopg2 connection (committed here).
+        decision: the answer and what it refers to.
+        reviewer: who decided.
+        match: matching settings for a class correction that re-identifies a detection.
+        lock_timeout_s: how long to wait for an identity run holding the lock.
+
+    Returns:
+        The review action's result, with ``action``: ``merge``, ``not_same``, ``correct``,
+        ``undo``.
+
+    Raises:
+        ReviewError: the decision is malformed or refused (``DecisionConflict``,
+            ``IdentityBusy`` among them); nothing was recorded.
+    """
+    opts = {"reviewer": reviewer, "lock_timeout_s": lock_timeout_s}
+    if decision.answer == "undo":
+        return {"action": "undo", **undo_last(conn, **opts)}
+    if decision.answer in ("merge", "not_same"):
+        if decision.left is None or decision.right is None:
+            raise ReviewError("a pair decision names two deer")
+        if decision.answer == "not_same":
+            result = not_same(conn, decision.left, decision.right, expect=decision.expect, **opts)
+            return {"action": "not_same", **result}
+        with conn.cursor() as cur:
+            keep, other = _keep_first(cur, decision.left, decision.right)
+        conn.rollback()
+        result = merge_deer(
+            conn,
+            keep,
+            other,
+            as_class=decision.class_name,
+            duplicates=True,
+            expect=decision.expect,
+            **opts,
+        )
+        return {"action": "merge", **result}
+    if decision.answer == "not_deer":
+        if decision.left is None:
+            raise ReviewError("say which deer is not a deer")
+        result = not_a_deer(conn, decision.left, expect=decision.expect, **opts)
+        return {"action": "not_deer", **result}
+    if decision.answer == "split":
+        result = split_sightings(
+            conn,
+            list(decision.detections),
+            decision.right,
+            source=decision.left,
+            expect=decision.expect,
+            **opts,
+        )
+        return {"action": "split", **result}
+    if decision.answer == "class":
+        if decision.detection is None or decision.class_name not in CORRECTION_CLASSES:
+            raise ReviewError(f"a class decision names a detection and one of {CORRECTION_CLASSES}")
+        result = correct_detection(
+            conn, decision.detection, decision.class_name, match, expect=decision.expect, **opts
+        )
+        return {"action": "correct", **result}
+    raise ReviewError(f"unknown answer {decision.answer!r}; one of {', '.join(ANSWERS)}")

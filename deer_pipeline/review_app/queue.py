@@ -1,0 +1,268 @@
+"""The review queue: proposed decisions, ranked by how much each is likely to fix.
+
+Automatic identities err mostly one way: one animal split over several deer. So most proposals
+are pairs of deer whose gallery vectors are nearest (the ``deer`` HNSW index, one query per deer
+that changed), not already decided "not the same" (``deer_not_same`` names detections, so the
+decision follows the sightings whatever deer ids a later run gives them). The more similar, the
+likelier a merge, so pairs rank by similarity. Deer of different sex are proposed a little lower
+(the detector's class is often wrong; the person then says which class the animal is), and deer
+boxed in one photo together too (the detector boxes one animal twice; a merge keeps the best box
+of each such photo). A deer seen once is the likeliest fragment and is proposed down to a lower
+similarity. Doubtful class votes (a detection whose best two class scores are close, or,
+without ``class_scores``, a low confidence) are proposed as "which class is this?".
+``ProposalQueue`` keeps the neighbour pairs between calls and refreshes only deer whose gallery
+changed, so the next proposal is cheap after a decision. The page, ``review simulate`` and the
+load script all read the queue through ``ProposalQueue.proposals``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PAIR_FLOOR = 0.7  # pairs scoring at least this are proposed (tuned on worlds 11 and 21)
+SINGLE_FLOOR = 0.68  # ... or this when one of them has a single sighting
+NEIGHBOURS = 8  # nearest deer asked of the index per deer
+CROSS_SEX_PENALTY = 0.1  # deer of different sex are less likely one animal
+CLASS_MARGIN = 0.2  # class_scores: best minus second below this is doubtful
+LOW_CONFIDENCE = 0.4  # without class_scores: a confidence below this is doubtful
+
+_DEER = """
+SELECT id, sex, model_version, embedding_count, n_sightings FROM deer WHERE embedding IS NOT NULL
+"""
+
+# Nearest deer of each deer in %(ids)s, through the HNSW index (relaxed order: re-sorted in Python).
+# Any sex: the detector's class is often wrong, so two deer of different sex may be one animal
+# (the person then says which class it is).
+_NEIGHBOURS = """
+SELECT q.id, n.id, 1 - (n.embedding <=> q.embedding)
+  FROM deer q CROSS JOIN LATERAL (
+       SELECT d.id, d.embedding FROM deer d
+        WHERE d.id <> q.id AND d.model_version = q.model_version AND d.embedding IS NOT NULL
+        ORDER BY d.embedding <=> q.embedding LIMIT %(k)s) n
+ WHERE q.id = ANY(%(ids)s)
+"""
+
+_SIMILARITY = """
+SELECT p.a, p.b, 1 - (a.embedding <=> b.embedding)
+  FROM unnest(%(a)s::bigint[], %(b)s::bigint[]) AS p(a, b)
+  JOIN deer a ON a.id = p.a JOIN deer b ON b.id = p.b
+ WHERE a.model_version = b.model_version
+"""
+
+_SHARED_PHOTO = """
+SELECT p.a, p.b FROM unnest(%(a)s::bigint[], %(b)s::bigint[]) AS p(a, b)
+ WHERE EXISTS (SELECT 1 FROM sightings sa JOIN detections da ON da.id = sa.detection_id
+                 JOIN detections db ON db.image_id = da.image_id
+                 JOIN sightings sb ON sb.detection_id = db.id AND sb.deer_id = p.b
+                WHERE sa.deer_id = p.a)
+"""
+
+_NOT_SAME = """
+SELECT n.id, false, s.deer_id FROM deer_not_same n
+  CROSS JOIN LATERAL unnest(n.left_detections) AS x(detection_id)
+  JOIN sightings s ON s.detection_id = x.detection_id
+UNION
+SELECT n.id, true, s.deer_id FROM deer_not_same n
+  CROSS JOIN LATERAL unnest(n.right_detections) AS x(detection_id)
+  JOIN sightings s ON s.detection_id = x.detection_id
+"""
+
+_DOUBTFUL_CLASSES = """
+SELECT d.id, s.deer_id, d.class_name, d.confidence, d.class_scores
+  FROM sightings s JOIN detections d ON d.id = s.detection_id
+ WHERE NOT EXISTS (SELECT 1 FROM detection_corrections c WHERE c.detection_id = d.id)
+   AND ((d.class_scores IS NULL AND d.confidence < %(low)s)
+        OR (d.class_scores IS NOT NULL AND
+            (SELECT max(v::float) - COALESCE((SELECT v2::float FROM jsonb_each_text(d.class_scores)
+                                              AS e2(k2, v2) ORDER BY v2::float DESC
+                                              OFFSET 1 LIMIT 1), 0)
+               FROM jsonb_each_text(d.class_scores) AS e(k, v)) < %(margin)s))
+"""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One proposed decision.
+
+    Attributes:
+        kind: ``pair`` (are deer ``left`` and ``right`` one animal?) or ``class`` (which class
+            is detection ``detection`` of deer ``left``?).
+        key: a stable name, e.g. ``pair:12:40`` or ``class:5531``.
+        score: the ranking (higher first).
+        left: a deer id.
+        right: the other deer (pairs).
+        similarity: cosine similarity of the two gallery vectors (pairs).
+        detection: the doubtful detection (class proposals).
+        class_name: the detector's class (class proposals).
+        votes: class -> score, or the detector's confidence in its one class.
+        sexes: the sexes of the pair's deer (different ones: a merge says which class it is).
+        shared_photos: the two deer have boxes in one photo (one animal boxed twice, if the
+            person says they are the same: a merge keeps the best box of each such photo).
+    """
+
+    kind: str
+    key: str
+    score: float
+    left: int
+    right: int | None = None
+    similarity: float | None = None
+    detection: int | None = None
+    class_name: str | None = None
+    votes: dict = field(default_factory=dict)
+    sexes: tuple[str, ...] = ()
+    shared_photos: bool = False
+
+    @property
+    def cross_sex(self) -> bool:
+        """Whether a pair's deer have different known sexes (a merge then needs a class)."""
+        known = {s for s in self.sexes if s != "unknown"}
+        return len(known) > 1
+
+    @property
+    def deer(self) -> tuple[int, ...]:
+        """The deer this proposal decides on."""
+        return (self.left,) if self.right is None else (self.left, self.right)
+
+
+def class_margin(votes: dict | None) -> float | None:
+    """Best minus second-best class score (None without scores)."""
+    if not votes:
+        return None
+    ranked = sorted((float(v) for v in votes.values()), reverse=True) + [0.0]
+    return ranked[0] - ranked[1]
+
+
+class ProposalQueue:
+    """Ranked proposals over the database, refreshed incrementally between calls.
+
+    Args:
+        pair_floor: lowest score of a proposed pair (similarity, less the cross-sex penalty).
+        single_floor: lowest score when one deer of the pair has one sighting.
+        neighbours: nearest deer looked up per deer.
+        ef_search: HNSW candidate list size for those look-ups.
+        classes: propose doubtful class votes as well.
+    """
+
+    def __init__(
+        self,
+        pair_floor: float = PAIR_FLOOR,
+        single_floor: float = SINGLE_FLOOR,
+        neighbours: int = NEIGHBOURS,
+        ef_search: int = 100,
+        classes: bool = True,
+    ):
+        self.pair_floor = pair_floor
+        self.single_floor = single_floor
+        self.neighbours = neighbours
+        self.ef_search = ef_search
+        self.classes = classes
+        self._signature: dict[int, tuple] = {}
+        self._pairs: dict[tuple[int, int], float] = {}
+        self._shared_photo: set[tuple[int, int]] = set()
+
+    def refresh(self, cur) -> int:
+        """Bring the neighbour pairs up to date with the deer table; return deer re-queried."""
+        cur.execute(_DEER)
+        current = {r[0]: tuple(r[1:]) for r in cur.fetchall()}
+        stale = sorted(i for i, sig in current.items() if self._signature.get(i) != sig)
+        touched = set(stale) | (set(self._signature) - set(current))
+        self._signature = current
+        if not touched:
+            return 0
+        partners = [p for p in self._pairs if p[0] in touched or p[1] in touched]
+        for pair in partners:
+            self._pairs.pop(pair, None)
+            self._shared_photo.discard(pair)
+        fresh: dict[tuple[int, int], float] = {}
+        keep = [p for p in partners if p[0] in current and p[1] in current]
+        if keep:
+            cur.execute(_SIMILARITY, {"a": [p[0] for p in keep], "b": [p[1] for p in keep]})
+            fresh.update({(a, b): float(s) for a, b, s in cur.fetchall()})
+        cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(self.ef_search),))
+        cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        for start in range(0, len(stale), 1000):
+            cur.execute(_NEIGHBOURS, {"ids": stale[start : start + 1000], "k": self.neighbours})
+            for q, n, s in cur.fetchall():
+                fresh[(min(q, n), max(q, n))] = float(s)
+        fresh = {p: s for p, s in fresh.items() if s >= min(self.pair_floor, self.single_floor)}
+        if fresh:
+            pairs = list(fresh)
+            cur.execute(_SHARED_PHOTO, {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs]})
+            self._shared_photo.update((a, b) for a, b in cur.fetchall())
+        self._pairs.update(fresh)
+        return len(stale)
+
+    def not_same_pairs(self, cur) -> set[tuple[int, int]]:
+        """Pairs of current deer that a person said are not the same animal."""
+        cur.execute(_NOT_SAME)
+        sides: dict[int, tuple[set[int], set[int]]] = {}
+        for row, right, deer_id in cur.fetchall():
+            sides.setdefault(row, (set(), set()))[int(right)].add(deer_id)
+        return {
+            (min(a, b), max(a, b))
+            for left, right in sides.values()
+            for a in left
+            for b in right
+            if a != b
+        }
+
+    def proposals(self, cur, skip: set[str] | None = None, limit: int | None = None) -> list:
+        """Return the ranked proposals (after a refresh), best first.
+
+        Args:
+            cur: a cursor.
+            skip: proposal keys to leave out (skipped in this session).
+            limit: return at most this many.
+        """
+        self.refresh(cur)
+        skip = skip or set()
+        blocked = self.not_same_pairs(cur)
+        out: list[Proposal] = []
+        for (a, b), sim in self._pairs.items():
+            if (a, b) in blocked:
+                continue
+            single = min(self._signature[a][3], self._signature[b][3]) <= 1
+            sexes = (self._signature[a][0], self._signature[b][0])
+            cross = "unknown" not in sexes and len(set(sexes)) > 1
+            score = sim - (CROSS_SEX_PENALTY if cross else 0.0)
+            if score < (self.single_floor if single else self.pair_floor):
+                continue
+            key = f"pair:{a}:{b}"
+            if key not in skip:
+                out.append(
+                    Proposal(
+                        "pair",
+                        key,
+                        score,
+                        a,
+                        b,
+                        similarity=sim,
+                        sexes=sexes,
+                        shared_photos=(a, b) in self._shared_photo,
+                    )
+                )
+        if self.classes:
+            out.extend(p for p in self._class_proposals(cur) if p.key not in skip)
+        out.sort(key=lambda p: (-p.score, p.key))
+        return out if limit is None else out[:limit]
+
+    def _class_proposals(self, cur) -> list[Proposal]:
+        cur.execute(_DOUBTFUL_CLASSES, {"low": LOW_CONFIDENCE, "margin": CLASS_MARGIN})
+        out = []
+        for det, deer_id, class_name, confidence, votes in cur.fetchall():
+            margin = class_margin(votes)
+            doubt = 1.0 - (margin if margin is not None else float(confidence))
+            shown = votes or {class_name: round(float(confidence), 3)}
+            out.append(
+                Proposal(
+                    "class",
+                    f"class:{det}",
+                    # between the surest pairs and the rest: a wrong sex blocks merges
+                    0.5 + 0.4 * doubt,
+                    deer_id,
+                    detection=det,
+                    class_name=class_name,
+                    votes={k: shown[k] for k in sorted(shown, key=lambda c: -float(shown[c]))},
+                )
+            )
+        return out

@@ -1,0 +1,28 @@
+"""``review simulate``: the ground-truth reviewer answers the herd's queue through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+from deer_pipeline.cli import main
+
+
+def test_simulate_merges_the_fragments_and_stops_when_the_queue_is_empty(herd, capsys):
+    assert main(["review", "simulate", "--truth", str(herd["truth"]), "--max-decisions", "1"]) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (first["decisions"], first["merges"], first["deer_before"], first["deer_after"]) == (
+        1,
+        1,
+        5,
+        4,
+    )
+    assert main(["review", "simulate", "--truth", str(herd["truth"])]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {k: result[k] for k in ("decisions", "merges", "not_same", "deer_after")} == {
+        "decisions": 1,
+        "merges": 1,
+        "not_same": 0,
+        "deer_after": 3,
+    }
+    assert result["bcubed_precision"] == 1.0 and result["bcubed_recall"] == 1.0
+    assert main(["review", "simulate", "--truth", str(herd["root"] / "missing.json")]) == 2
