@@ -75,8 +75,9 @@ def replay(data: dict, match: MatchConfig) -> dict:
         tracklets += local
     units = [tracklet_unit(t) for t in tracklets]
     edges = exact_neighbours(tracklets, match.candidates)
-    result = cluster_units(units, sorted(edges | set(priors)), match.threshold,
-                           match.sex_margin, priors)
+    result = cluster_units(
+        units, sorted(edges | set(priors)), match.threshold, match.sex_margin, priors
+    )
     labels = data["labels"]
     pred, true = [], []
     same_frame = 0
@@ -115,8 +116,7 @@ def sex_margins(data: dict, link: LinkConfig | None = None) -> list[dict]:
     for margin in (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
         confident = [r for r in rows if r["lead"] >= margin]
         wrong = sum(not r["right"] for r in confident)
-        out.append({"margin": margin, "confident": len(confident), "of": len(rows),
-                    "wrong": wrong})
+        out.append({"margin": margin, "confident": len(confident), "of": len(rows), "wrong": wrong})
     return out
 
 
