@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from deer_pipeline.reid.sex import SexVote, conflict
+from deer_pipeline.reid.sex import SexVote
+from deer_pipeline.vocabulary import UNKNOWN_SEX
 
 
 @dataclass
@@ -51,10 +52,15 @@ class _Cluster:
     images: set[int]
     manual: bool
     members: list[int]
+    margin: float
+    sex: str = ""
     version: int = 0
     neighbours: set[int] = field(default_factory=set)
     bonus: dict[int, float] = field(default_factory=dict)
     cannot: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.sex = self.vote.sex(self.margin)
 
 
 @dataclass(frozen=True)
@@ -89,9 +95,11 @@ def cluster_units(
     """
     if not units:
         return ClusterResult([], 0, {})
-    totals = np.stack([np.asarray(u.total, dtype=np.float64) for u in units])
+    totals = np.stack([np.asarray(u.total, dtype=np.float32) for u in units])
     clusters = {
-        i: _Cluster(u.count, SexVote(dict(u.vote.weights)), set(u.images), u.manual, [i])
+        i: _Cluster(
+            u.count, SexVote(dict(u.vote.weights)), set(u.images), u.manual, [i], sex_margin
+        )
         for i, u in enumerate(units)
     }
     for (i, j), b in (bonus or {}).items():
@@ -115,14 +123,17 @@ def cluster_units(
         if not others:
             return
         ca = clusters[a]
-        dots = totals[others] @ totals[a]
-        for b, dot in zip(others, dots.tolist(), strict=True):
-            cb = clusters[b]
-            score = (dot + ca.bonus.get(b, 0.0)) / (ca.count * cb.count)
-            if score >= threshold:
-                lo, hi = (a, b) if a < b else (b, a)
-                item = (-score, lo, hi, clusters[lo].version, clusters[hi].version)
-                heapq.heappush(heap, item)
+        idx = np.fromiter(others, dtype=np.int64, count=len(others))
+        dots = (totals[idx] @ totals[a]).astype(np.float64)
+        if ca.bonus:
+            dots += np.fromiter((ca.bonus.get(b, 0.0) for b in others), np.float64, len(others))
+        sizes = np.fromiter((clusters[b].count for b in others), np.float64, len(others))
+        scores = dots / (ca.count * sizes)
+        for k in np.flatnonzero(scores >= threshold).tolist():
+            b = others[k]
+            lo, hi = (a, b) if a < b else (b, a)
+            item = (-float(scores[k]), lo, hi, clusters[lo].version, clusters[hi].version)
+            heapq.heappush(heap, item)
 
     for a in sorted(clusters):
         push(a, sorted(b for b in clusters[a].neighbours if b > a))
@@ -135,7 +146,7 @@ def cluster_units(
         ca, cb = clusters[a], clusters[b]
         if ca.version != va or cb.version != vb:
             continue
-        reason = _refusal(ca, cb, a, b, sex_margin)
+        reason = _refusal(ca, cb, b)
         if reason:
             refused[reason] += 1
             continue
@@ -146,14 +157,14 @@ def cluster_units(
     return ClusterResult(ordered, merges, refused)
 
 
-def _refusal(ca: _Cluster, cb: _Cluster, a: int, b: int, sex_margin: float) -> str | None:
+def _refusal(ca: _Cluster, cb: _Cluster, b: int) -> str | None:
     if b in ca.cannot:
         return "not_same"
     if ca.manual and cb.manual:
         return "manual"
     if not ca.images.isdisjoint(cb.images):
         return "same_frame"
-    if conflict(ca.vote, cb.vote, sex_margin):
+    if UNKNOWN_SEX not in (ca.sex, cb.sex) and ca.sex != cb.sex:
         return "sex"
     return None
 
@@ -164,6 +175,7 @@ def _absorb(clusters: dict[int, _Cluster], totals: np.ndarray, a: int, b: int) -
     totals[a] += totals[b]
     ca.count += cb.count
     ca.vote = ca.vote.merged(cb.vote)
+    ca.sex = ca.vote.sex(ca.margin)
     ca.images |= cb.images
     ca.manual = ca.manual or cb.manual
     ca.members += cb.members
