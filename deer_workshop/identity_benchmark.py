@@ -8,8 +8,7 @@ and the B-cubed figures against the known individuals. Run it against an empty d
 own:
 
     DEER_HOME=/tmp/deer-bench python -m deer_workshop.identity_benchmark --detections 50000
-    DEER_HOME=/tmp/deer-bench5k python -m deer_workshop.identity_benchmark --detections 8500 \\
-        --locations 1
+    DEER_HOME=/tmp/deer-bench5k python -m deer_workshop.identity_benchmark --detections 8500 --locations 1
 """
 
 from __future__ import annotations
@@ -148,8 +147,7 @@ def write(conn, images, dets, views) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Generate, load, identify every location in turn; print one JSON line per location and a
-    summary."""
+    """Generate, load and identify every location in turn; print JSON lines and a summary."""
     parser = argparse.ArgumentParser(prog="python -m deer_workshop.identity_benchmark")
     parser.add_argument("--detections", type=int, default=50_000)
     parser.add_argument("--locations", type=int, default=6)

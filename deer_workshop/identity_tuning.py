@@ -20,8 +20,6 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from deer_pipeline.reid.cluster import cluster_units
 from deer_pipeline.reid.identify import choose_model_version, load_pending
 from deer_pipeline.reid.matching import MatchConfig
