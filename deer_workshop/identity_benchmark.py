@@ -8,7 +8,7 @@ and the B-cubed figures against the known individuals. Run it against an empty d
 own:
 
     DEER_HOME=/tmp/deer-bench python -m deer_workshop.identity_benchmark --detections 50000
-    DEER_HOME=/tmp/deer-bench5k python -m deer_workshop.identity_benchmark --detections 8500 --locations 1
+    DEER_HOME=/tmp/b5k python -m deer_workshop.identity_benchmark --detections 8500 --locations 1
 """
 
 from __future__ import annotations
