@@ -18,6 +18,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from deer_pipeline.reid.cluster import cluster_units
 from deer_pipeline.reid.matching import MatchConfig
 from deer_pipeline.reid.persist import SIGHTING_COLUMNS, write_clusters
@@ -27,6 +29,7 @@ from deer_pipeline.reid.units import (
     deer_of_detections,
     deer_units,
     exact_neighbours,
+    local_groups,
     nearest_deer,
     not_same_pairs,
     tracklet_unit,
@@ -245,18 +248,25 @@ def _identify(
     detections = load_pending(cur, location_key, version)
     tracklets = build_tracklets(detections, link)
     t1 = time.perf_counter()
-    nearest = nearest_deer(cur, tracklets, version, match)
+    new_units = [tracklet_unit(t) for t in tracklets]
+    edges = exact_neighbours(tracklets, match.candidates)
+    priors = visit_priors(tracklets, match)
+    groups = local_groups(new_units, edges | set(priors), priors, match)
+    queries = [np.sum([new_units[i].total for i in g], axis=0) for g in groups]
+    nearest = nearest_deer(cur, queries, version, match)
     cur.execute(_OCCUPIED, (location_key,))
     here = {deer_id for _, deer_id in cur.fetchall()}
     wanted = sorted(here | {d for found in nearest for d in found})
     deer_ids, existing = deer_units(cur, wanted, version, location_key)
-    units = [tracklet_unit(t) for t in tracklets] + existing
+    units = new_units + existing
     unit_of_deer = {d: len(tracklets) + k for k, d in enumerate(deer_ids)}
-    edges = exact_neighbours(tracklets, match.candidates)
     edges |= {
-        (i, unit_of_deer[d]) for i, found in enumerate(nearest) for d in found if d in unit_of_deer
+        (i, unit_of_deer[d])
+        for group, found in zip(groups, nearest, strict=True)
+        for d in found
+        if d in unit_of_deer
+        for i in group
     }
-    priors = visit_priors(tracklets, match)
     unit_of_detection = {m.id: i for i, t in enumerate(tracklets) for m in t.members}
     cur.execute("SELECT left_detections || right_detections FROM deer_not_same")
     named = [d for (ids,) in cur.fetchall() for d in ids if d not in unit_of_detection]

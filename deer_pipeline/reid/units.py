@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from deer_pipeline.reid.cluster import Unit
+from deer_pipeline.reid.cluster import Unit, cluster_units
 from deer_pipeline.reid.matching import MatchConfig, query_literal
 from deer_pipeline.reid.sex import SexVote, box_votes
 from deer_pipeline.reid.tracklets import Tracklet
@@ -62,23 +62,33 @@ def tracklet_unit(tracklet: Tracklet) -> Unit:
 
 
 def nearest_deer(
-    cur, tracklets: Sequence[Tracklet], model_version: str, config: MatchConfig
+    cur, queries: Sequence[np.ndarray], model_version: str, config: MatchConfig
 ) -> list[list[int]]:
-    """Return, for each tracklet, the deer of its nearest identified detections (HNSW search).
+    """Return, for each query vector, the deer of its nearest identified detections (HNSW).
 
     Returns empty lists without searching when no detection of this model has a deer yet.
     """
     cur.execute(_ANY_IDENTIFIED, (model_version,))
     if not cur.fetchone()[0]:
-        return [[] for _ in tracklets]
+        return [[] for _ in queries]
     k = 4 * config.candidates
     cur.execute("SET LOCAL hnsw.ef_search = %s", (max(int(config.ef_search), k),))
     cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
     out = []
-    for t in tracklets:
-        cur.execute(_NEAREST, {"q": query_literal(t.embedding), "mv": model_version, "k": k})
+    for q in queries:
+        cur.execute(_NEAREST, {"q": query_literal(q), "mv": model_version, "k": k})
         out.append([int(r[0]) for r in cur.fetchall()][: config.candidates])
     return out
+
+
+def local_groups(units: Sequence[Unit], edges, priors, config: MatchConfig) -> list[list[int]]:
+    """Cluster the location's own tracklets alone: one HNSW query per group, not per tracklet.
+
+    The groups only choose which deer elsewhere are candidates; the clustering that decides
+    starts again from the tracklets.
+    """
+    result = cluster_units(list(units), sorted(edges), config.threshold, config.sex_margin, priors)
+    return result.clusters
 
 
 def deer_units(cur, deer_ids: Sequence[int], model_version: str, location_key: str):
