@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n_deer = args.deer or max(args.detections // 150, 5)
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     images, dets, views = synthesize(args.detections, args.locations, n_deer, args.noise, args.seed)
     conn = connect(ensure_ready().data)
     write(conn, images, dets, views)
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     load_s = time.perf_counter() - t0
     match = MatchConfig(threshold=args.threshold)
     total = 0.0
+    cpu1 = time.process_time()
     for loc in range(args.locations):
         report = identify_location(conn, f"L{loc}", match)
         total += report.seconds
@@ -199,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                 "bcubed_precision": round(precision, 4),
                 "bcubed_recall": round(recall, 4),
                 "identify_seconds": round(total, 1),
+                "identify_cpu_seconds_python": round(time.process_time() - cpu1, 1),
                 "generate_and_load_seconds": round(load_s, 1),
+                "generate_and_load_cpu_seconds_python": round(cpu1 - cpu0, 1),
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
             }
         )

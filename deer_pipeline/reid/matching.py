@@ -102,7 +102,7 @@ class MatchConfig:
     threshold: float = DEFAULT_THRESHOLD
     ef_search: int = 100
     candidates: int = 10
-    sex_margin: float = 0.5
+    sex_margin: float = 0.6
     visit_bonus: float = 0.03
     visit_minutes: float = 30.0
     visit_window_minutes: float = 120.0
