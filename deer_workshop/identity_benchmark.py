@@ -49,7 +49,8 @@ def synthesize(n_detections: int, n_locations: int, n_deer: int, noise: float, s
         while count < per_location:
             t += timedelta(minutes=float(rng.exponential(45.0)))
             k = int(rng.integers(1, 4))
-            pool = local if rng.random() < 0.8 and len(local) >= k else roaming
+            roam = rng.random() >= 0.8 and len(roaming) >= k
+            pool = roaming if roam or len(local) < k else local
             who = rng.choice(pool, k, replace=False)
             frames = int(rng.integers(3, 7))
             burst = len(images)

@@ -101,14 +101,14 @@ def deer_units(cur, deer_ids: Sequence[int], model_version: str, location_key: s
         return [], []
     ids, sums = read_id_vectors(cur, _DEER_SUMS, (sorted(set(deer_ids)), model_version))
     ids = ids.tolist()
+    cur.execute("SELECT id, embedding_count FROM deer WHERE id = ANY(%s)", (ids,))
+    sizes = dict(cur.fetchall())
     cur.execute(_DEER_BOXES, {"ids": ids, "loc": location_key})
     votes: dict[int, SexVote] = defaultdict(SexVote)
     manual: set[int] = set()
     images: dict[int, set[int]] = defaultdict(set)
-    counts: dict[int, int] = defaultdict(int)
     for deer_id, cls, conf, scores, corrected, is_manual, image_id in cur.fetchall():
         votes[deer_id].add(box_votes(corrected or cls, conf, scores, corrected))
-        counts[deer_id] += 1
         if is_manual:
             manual.add(deer_id)
         if image_id is not None:
@@ -116,7 +116,7 @@ def deer_units(cur, deer_ids: Sequence[int], model_version: str, location_key: s
     units = [
         Unit(
             sums[k].astype(np.float64),
-            max(counts[d], 1),
+            int(sizes[d]),
             votes[d],
             frozenset(images[d]),
             deer_id=d,
