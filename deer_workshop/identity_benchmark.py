@@ -35,7 +35,7 @@ CLASSES = ("doe", "fawn", "buck")
 def synthesize(n_detections: int, n_locations: int, n_deer: int, noise: float, seed: int):
     """Return images and detections (with truth) of a synthetic herd, about ``n_detections``."""
     rng = np.random.default_rng(seed)
-    identity = normalise_rows(rng.normal(size=(n_deer, DIM)))
+    identity = normalise_rows(rng.standard_normal(size=(n_deer, DIM), dtype=np.float32))
     sex = rng.choice(3, n_deer, p=[0.5, 0.2, 0.3])
     home = rng.integers(0, n_locations, n_deer)
     images, dets = [], []
@@ -62,10 +62,13 @@ def synthesize(n_detections: int, n_locations: int, n_deer: int, noise: float, s
                     x = 100 + 400 * j + 20 * f
                     dets.append((len(images) - 1, j, CLASSES[called], x, int(w)))
                     count += 1
-    views = identity[[d[4] for d in dets]] + noise * normalise_rows(
-        rng.normal(size=(len(dets), DIM))
-    )
-    return images, dets, normalise_rows(views)
+    views = np.empty((len(dets), DIM), dtype=np.float32)
+    who = np.array([d[4] for d in dets])
+    for start in range(0, len(dets), 4096):  # in chunks: float32, never the whole float64 noise
+        part = who[start : start + 4096]
+        noisy = rng.standard_normal(size=(len(part), DIM), dtype=np.float32)
+        views[start : start + 4096] = normalise_rows(identity[part] + noise * normalise_rows(noisy))
+    return images, dets, views
 
 
 def write(conn, images, dets, views) -> None:
