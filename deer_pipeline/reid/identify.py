@@ -257,7 +257,7 @@ def _identify(
     cur.execute(_OCCUPIED, (location_key,))
     here = {deer_id for _, deer_id in cur.fetchall()}
     wanted = sorted(here | {d for found in nearest for d in found})
-    deer_ids, existing = deer_units(cur, wanted, version, location_key)
+    deer_ids, existing = deer_units(cur, wanted, version)
     units = new_units + existing
     unit_of_deer = {d: len(tracklets) + k for k, d in enumerate(deer_ids)}
     edges |= {

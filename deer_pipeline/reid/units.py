@@ -48,8 +48,8 @@ SELECT id, embedding_sum FROM deer
 
 _DEER_BOXES = """
 SELECT s.deer_id, d.class_name, d.confidence, d.class_scores, c.class_name, s.method = 'manual',
-       CASE WHEN i.location_key = %(loc)s THEN d.image_id END
-  FROM sightings s JOIN detections d ON d.id = s.detection_id JOIN images i ON i.id = d.image_id
+       d.image_id
+  FROM sightings s JOIN detections d ON d.id = s.detection_id
   LEFT JOIN detection_corrections c ON c.detection_id = d.id
  WHERE s.deer_id = ANY(%(ids)s)
 """
@@ -91,8 +91,8 @@ def local_groups(units: Sequence[Unit], edges, priors, config: MatchConfig) -> l
     return result.clusters
 
 
-def deer_units(cur, deer_ids: Sequence[int], model_version: str, location_key: str):
-    """Load existing deer as units.
+def deer_units(cur, deer_ids: Sequence[int], model_version: str):
+    """Load existing deer as units (with every photo they are in, wherever it was taken).
 
     Returns:
         (deer ids loaded, their units); deer without a gallery of this model are left out.
@@ -103,7 +103,7 @@ def deer_units(cur, deer_ids: Sequence[int], model_version: str, location_key: s
     ids = ids.tolist()
     cur.execute("SELECT id, embedding_count FROM deer WHERE id = ANY(%s)", (ids,))
     sizes = dict(cur.fetchall())
-    cur.execute(_DEER_BOXES, {"ids": ids, "loc": location_key})
+    cur.execute(_DEER_BOXES, {"ids": ids})
     votes: dict[int, SexVote] = defaultdict(SexVote)
     manual: set[int] = set()
     images: dict[int, set[int]] = defaultdict(set)
@@ -111,8 +111,7 @@ def deer_units(cur, deer_ids: Sequence[int], model_version: str, location_key: s
         votes[deer_id].add(box_votes(corrected or cls, conf, scores, corrected))
         if is_manual:
             manual.add(deer_id)
-        if image_id is not None:
-            images[deer_id].add(image_id)
+        images[deer_id].add(image_id)
     units = [
         Unit(
             sums[k].astype(np.float64),

@@ -96,6 +96,35 @@ def test_new_location_joins_known_deer_and_rerun_changes_nothing(conn):
         }
 
 
+def test_deer_seen_together_elsewhere_never_merge(conn):
+    twin = animal(6)  # two does that look alike, photographed together at L1
+    first = Scene("L1")
+    first.burst(
+        [
+            [
+                ("doe", (50, 300, 200, 420), view(twin, 0.05, k)),
+                ("doe", (900, 300, 1050, 420), view(twin, 0.05, 10 + k)),
+            ]
+            for k in range(3)
+        ]
+    )
+    first.write(conn)
+    identify_location(conn, "L1", MATCH)
+    later = Scene("L2")  # one of them alone at L2: like both, it may join only one
+    later.burst([[("doe", BOX, view(twin, 0.05, 20 + k))] for k in range(3)], minutes=3000)
+    later.write(conn)
+    report = identify_location(conn, "L2", MATCH)
+    assert (report.deer_matched, report.deer_merged) == (1, 0)
+    assert report.refused["same_frame"] >= 1
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM (SELECT s.deer_id, x.image_id FROM sightings s"
+            " JOIN detections x ON x.id = s.detection_id GROUP BY 1, 2 HAVING count(*) > 1) m"
+        )
+        assert cur.fetchone()[0] == 0
+    assert _deer_sizes(conn) == [("doe", 3), ("doe", 6)]
+
+
 def test_a_split_stays_split_when_new_evidence_arrives(conn):
     a = animal(7)
     look_alike = view(a, 0.5, 99)
