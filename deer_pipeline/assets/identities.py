@@ -1,14 +1,14 @@
 """``deer_identities``: individual deer of one camera location, by re-identification.
 
-The asset re-derives the location's sightings (tracklets within bursts, then the pgvector gallery
-of known deer, see ``deer_pipeline.reid``) in one transaction under the identity lock, and in the
-``identity`` pool, so locations queue rather than race for the one shared gallery. Its metadata
-says what happened (tracklets, sightings by method, deer founded and matched, matching speed),
+The asset re-derives the location's sightings (tracklets within bursts, then constrained
+average-linkage clustering with the deer known anywhere, see ``deer_pipeline.reid``) in one
+transaction under the identity lock, and in the ``identity`` pool, so locations queue rather than
+race for the one shared set of identities. Its metadata says what happened (tracklets, sightings
+by method, deer founded, matched and merged, merges refused by each constraint, sex conflicts
+inside deer, timings of each stage),
 how good it is when the image root holds a synthetic ``ground_truth.json`` (B-cubed precision
 and recall, deer found against true, same-frame and cross-sex merges) and links the HTML gallery.
 """
-
-import os
 
 import dagster as dg
 from pydantic import Field
@@ -19,24 +19,46 @@ from deer_pipeline.jobs import PIPELINE_GROUP
 from deer_pipeline.partitions import camera_locations
 from deer_pipeline.pools import IDENTITY_POOL
 from deer_pipeline.reid.identify import IdentityReport, identify_location
-from deer_pipeline.reid.matching import MatchConfig, default_match_config
+from deer_pipeline.reid.matching import MatchConfig
 from deer_pipeline.reid.metrics import evaluate_database
 from deer_pipeline.resources.database import DatabaseResource
 from deer_pipeline.resources.images import ImageRootResource
+from deer_pipeline.vision.embedder import EmbedderConfig, planned_version
 
 METHODS = ("burst", "match", "new", "manual")
+_DEFAULTS = MatchConfig()
 
 
 class IdentityConfig(dg.Config):
-    """Run settings of ``deer_identities`` (defaults suit the project's trained model)."""
+    """Run settings of ``deer_identities``; the defaults are ``MatchConfig``'s (see its docs)."""
 
-    match_threshold: float | None = Field(
-        default=None,
-        description="Cosine similarity to join a known deer; default: the value "
-        "the trainer stored next to the re-ID weights, else 0.8",
+    match_threshold: float = Field(
+        default=_DEFAULTS.threshold,
+        description="Least average-linkage score (mean cosine over every detection pair of two "
+        "clusters, plus priors) for one deer",
     )
-    ef_search: int = Field(default=100, description="HNSW candidate list size")
-    candidates: int = Field(default=10, description="Nearest deer fetched per tracklet")
+    ef_search: int = Field(default=_DEFAULTS.ef_search, description="HNSW candidate list size")
+    candidates: int = Field(
+        default=_DEFAULTS.candidates,
+        description="Nearest neighbours per tracklet (own location exact, others via HNSW)",
+    )
+    sex_margin: float = Field(
+        default=_DEFAULTS.sex_margin,
+        description="(winner - runner-up) / all votes at which a sex vote is confident; only "
+        "confident votes forbid a merge",
+    )
+    visit_bonus: float = Field(
+        default=_DEFAULTS.visit_bonus,
+        description="Prior added to the similarity of detections at one camera at the same moment",
+    )
+    visit_minutes: float = Field(
+        default=_DEFAULTS.visit_minutes,
+        description="E-folding time of that prior (camera-trap independence interval, 30 min)",
+    )
+    visit_window_minutes: float = Field(
+        default=_DEFAULTS.visit_window_minutes,
+        description="Detections further apart than this get no prior",
+    )
     model_version: str | None = Field(
         default=None,
         description="Embedding model to use; default the configured re-ID "
@@ -44,15 +66,22 @@ class IdentityConfig(dg.Config):
     )
     gallery: bool = Field(default=True, description="Refresh the HTML gallery of every deer")
 
+    def match_config(self) -> MatchConfig:
+        """Return the library settings this config stands for."""
+        return MatchConfig(
+            threshold=self.match_threshold,
+            ef_search=self.ef_search,
+            candidates=self.candidates,
+            sex_margin=self.sex_margin,
+            visit_bonus=self.visit_bonus,
+            visit_minutes=self.visit_minutes,
+            visit_window_minutes=self.visit_window_minutes,
+        )
+
 
 def configured_embedding_version() -> str | None:
     """Version of the configured re-ID weights (as the embedder names it), without loading them."""
-    spec = reid_weights()
-    if os.path.isfile(spec):
-        from deer_pipeline.vision.runtime import file_version
-
-        return file_version(spec)
-    return "random-0" if spec == "random" else None  # EmbedderConfig's default seed is 0
+    return planned_version(EmbedderConfig(weights=reid_weights()))
 
 
 def report_metadata(report: IdentityReport) -> dict[str, object]:
@@ -65,8 +94,18 @@ def report_metadata(report: IdentityReport) -> dict[str, object]:
         **{f"sightings_{m}": int(report.sightings.get(m, 0)) for m in METHODS},
         "deer_new": report.deer_new,
         "deer_matched": report.deer_matched,
+        "deer_merged": report.deer_merged,
+        "deer_considered": report.deer_considered,
+        "candidate_pairs": report.candidate_pairs,
+        **{f"merges_refused_{k}": v for k, v in sorted(report.refused.items())},
+        "sex_conflict_deer": report.sex_conflict_deer,
+        "sex_conflict_tracklets": report.sex_conflict_tracklets,
         "sightings_removed_before": report.removed_sightings,
         "deer_deleted_before": report.deleted_deer,
+        "load_seconds": round(report.load_seconds, 3),
+        "candidate_seconds": round(report.candidate_seconds, 3),
+        "cluster_seconds": round(report.cluster_seconds, 3),
+        "write_seconds": round(report.write_seconds, 3),
         "match_seconds": round(report.match_seconds, 3),
         "ms_per_tracklet": round(report.ms_per_tracklet, 2),
         "seconds": round(report.seconds, 3),
@@ -89,12 +128,7 @@ def deer_identities(
 ) -> dg.MaterializeResult:
     """Re-derive the partition's sightings and refresh the gallery report."""
     key = context.partition_key
-    base = default_match_config()
-    match = MatchConfig(
-        threshold=config.match_threshold if config.match_threshold is not None else base.threshold,
-        ef_search=config.ef_search,
-        candidates=config.candidates,
-    )
+    match = config.match_config()
     conn = database.connect()
     try:
         report = identify_location(
@@ -104,7 +138,10 @@ def deer_identities(
             model_version=config.model_version,
             preferred_version=configured_embedding_version(),
         )
-        metadata = report_metadata(report) | {"match_threshold": match.threshold}
+        metadata = report_metadata(report) | {
+            "match_threshold": match.threshold,
+            "sex_margin": match.sex_margin,
+        }
         truth = image_root.path() / "ground_truth.json"
         with conn.cursor() as cur:
             if truth.is_file():

@@ -96,16 +96,10 @@ def _split(args: argparse.Namespace) -> int:
 
 
 def _correct(args: argparse.Namespace) -> int:
-    from deer_pipeline.reid.matching import default_match_config
+    from deer_pipeline.reid.matching import MatchConfig
     from deer_pipeline.reid.review import correct_detection
 
-    r = _run(
-        correct_detection,
-        args.id,
-        args.class_name,
-        default_match_config(),
-        reviewer=args.reviewer,
-    )
+    r = _run(correct_detection, args.id, args.class_name, MatchConfig(), reviewer=args.reviewer)
     if r["from_deer"] == r["to_deer"]:
         where = f"stays with deer {r['to_deer']}" if r["to_deer"] else "has no deer"
     else:

@@ -1,26 +1,43 @@
-"""Identify the deer of one camera location: reset, tracklets, gallery matching, in one transaction.
+"""Identify the deer of one camera location: reset, tracklets, global clustering, one transaction.
 
 A run is idempotent: it first removes the location's automatic sightings (``burst``, ``match``,
-``new``), recomputes the deer they belonged to and deletes deer left empty, then re-derives
-everything in ``captured_at`` order. Human decisions stay: ``manual`` sightings are never removed
-and their detections are not re-identified, and ``detection_corrections`` supply the class (which
-drives the sex constraint) or remove a ``not-deer`` detection from identities altogether. The
-whole run holds the identity lock, so runs for several locations queue instead of racing.
+``new``), recomputes the deer they belonged to and deletes deer left empty, then links the
+location's detections into tracklets and clusters them by constrained average linkage together with
+the existing deer they could be (``reid.units``, ``reid.cluster``), wherever those were seen:
+identities are global, and a new location's evidence can join deer found elsewhere (or join two of
+them). Deer ids stay where the animal stays (``reid.persist``). Human decisions stay: ``manual``
+sightings are never removed and their detections are not re-identified, and
+``detection_corrections`` supply the class (which drives the sex constraint) or remove a
+``not-deer`` detection from identities altogether. The whole run holds the identity lock, so runs
+for several locations queue instead of racing.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from deer_pipeline.db.copy import copy_rows
-from deer_pipeline.reid.matching import Gallery, MatchConfig
+from deer_pipeline.reid.cluster import cluster_units
+from deer_pipeline.reid.matching import MatchConfig
+from deer_pipeline.reid.persist import SIGHTING_COLUMNS, write_clusters
 from deer_pipeline.reid.store import lock_identities, recompute_gallery, settle
 from deer_pipeline.reid.tracklets import Detection, LinkConfig, build_tracklets
+from deer_pipeline.reid.units import (
+    deer_of_detections,
+    deer_units,
+    exact_neighbours,
+    local_groups,
+    nearest_deer,
+    not_same_pairs,
+    tracklet_unit,
+    visit_priors,
+)
 from deer_pipeline.reid.vectors import read_id_halfvecs
+
+__all__ = ["SIGHTING_COLUMNS", "IdentityReport", "choose_model_version", "identify_location"]
 
 _MODEL_VERSION = """
 SELECT e.model_version FROM embeddings e
@@ -73,7 +90,7 @@ version AS (
       JOIN embeddings e ON e.detection_id = d.id AND e.model_version = %(mv)s
      ORDER BY d.created_at DESC, d.id DESC LIMIT 1)
 SELECT d.id, d.image_id, f.burst, f.frame, f.captured_at, COALESCE(c.class_name, d.class_name),
-       d.confidence, d.x1, d.y1, d.x2, d.y2
+       d.confidence, d.x1, d.y1, d.x2, d.y2, d.class_scores, c.class_name IS NOT NULL
   FROM detections d JOIN frames f ON f.id = d.image_id
   JOIN embeddings e ON e.detection_id = d.id AND e.model_version = %(mv)s
   LEFT JOIN detection_corrections c ON c.detection_id = d.id
@@ -82,14 +99,6 @@ SELECT d.id, d.image_id, f.burst, f.frame, f.captured_at, COALESCE(c.class_name,
    AND NOT EXISTS (SELECT 1 FROM sightings s WHERE s.detection_id = d.id)
  ORDER BY d.id
 """
-
-SIGHTING_COLUMNS = [
-    ("detection_id", "int8"),
-    ("deer_id", "int8"),
-    ("similarity", "float4"),
-    ("method", "text"),
-    ("tracklet_key", "text"),
-]
 
 
 @dataclass
@@ -106,7 +115,17 @@ class IdentityReport:
     sightings: Counter = field(default_factory=Counter)
     removed_sightings: int = 0
     deleted_deer: int = 0
+    deer_merged: int = 0
+    deer_considered: int = 0
+    candidate_pairs: int = 0
+    refused: dict = field(default_factory=dict)
+    sex_conflict_deer: int = 0
+    sex_conflict_tracklets: int = 0
+    load_seconds: float = 0.0
+    candidate_seconds: float = 0.0
+    cluster_seconds: float = 0.0
     match_seconds: float = 0.0
+    write_seconds: float = 0.0
     seconds: float = 0.0
 
     @property
@@ -130,13 +149,14 @@ def reset_location(cur, location_key: str) -> tuple[int, set[int], dict[int, int
     """Remove the location's automatic sightings (and any of ``not-deer`` detections).
 
     Returns:
-        (sightings removed, deer deleted, founder detection id -> id of a deleted deer).
+        (sightings removed, deer deleted, detection id -> id of the deleted deer it was in);
+        a deer founded again from the same detections takes its old id back.
     """
     cur.execute(_RESET, (location_key,))
     removed = cur.fetchall()
     touched = {deer_id for deer_id, _, _ in removed}
     deleted = settle(cur, touched)
-    founders = {det: deer for deer, det, method in removed if method == "new" and deer in deleted}
+    founders = {det: deer for deer, det, _ in removed if deer in deleted}
     return len(removed), deleted, founders
 
 
@@ -164,6 +184,8 @@ def load_pending(cur, location_key: str, model_version: str) -> list[Detection]:
             confidence=float(r[6]),
             box=(r[7], r[8], r[9], r[10]),
             embedding=by_id[r[0]],
+            class_scores=r[11],
+            corrected=bool(r[12]),
         )
         for r in rows
     ]
@@ -218,43 +240,53 @@ def _identify(
     link: LinkConfig | None,
     founders: dict[int, int],
 ) -> None:
+    match = match or MatchConfig()
+    link = replace(link or LinkConfig(), sex_margin=match.sex_margin)
+    t0 = time.perf_counter()
     cur.execute(_STALE_GALLERY, (version, version))
     recompute_gallery(cur, [r[0] for r in cur.fetchall()], version)
     detections = load_pending(cur, location_key, version)
     tracklets = build_tracklets(detections, link)
+    t1 = time.perf_counter()
+    new_units = [tracklet_unit(t) for t in tracklets]
+    edges = exact_neighbours(tracklets, match.candidates)
+    priors = visit_priors(tracklets, match)
+    groups = local_groups(new_units, edges | set(priors), priors, match)
+    queries = [np.sum([new_units[i].total for i in g], axis=0) for g in groups]
+    nearest = nearest_deer(cur, queries, version, match)
     cur.execute(_OCCUPIED, (location_key,))
-    occupied: dict[int, set[int]] = {}
-    for image_id, deer_id in cur.fetchall():
-        occupied.setdefault(image_id, set()).add(deer_id)
-    gallery = Gallery(cur, version, match, occupied, founders)
-    rows: dict[str, list] = {name: [] for name, _ in SIGHTING_COLUMNS}
-    new: set[int] = set()
-    matched: set[int] = set()
-    t0 = time.perf_counter()
-    for tracklet in tracklets:
-        result = gallery.assign(tracklet)
-        for k, member in enumerate(tracklet.members):
-            method = result.method if k == 0 else "burst"
-            similarity = (
-                result.similarity
-                if method == "match"
-                else float(np.dot(member.embedding, tracklet.embedding))
-            )
-            for name, value in zip(
-                ("detection_id", "deer_id", "similarity", "method", "tracklet_key"),
-                (member.id, result.deer_id, similarity, method, tracklet.key),
-                strict=True,
-            ):
-                rows[name].append(value)
-        (new if result.method == "new" else matched).add(result.deer_id)
-    report.match_seconds = time.perf_counter() - t0
-    copy_rows(cur, "sightings", SIGHTING_COLUMNS, rows)
-    settle_ids = set(rows["deer_id"])
-    settle(cur, settle_ids, version)
+    here = {deer_id for _, deer_id in cur.fetchall()}
+    wanted = sorted(here | {d for found in nearest for d in found})
+    deer_ids, existing = deer_units(cur, wanted, version)
+    units = new_units + existing
+    unit_of_deer = {d: len(tracklets) + k for k, d in enumerate(deer_ids)}
+    edges |= {
+        (i, unit_of_deer[d])
+        for group, found in zip(groups, nearest, strict=True)
+        for d in found
+        if d in unit_of_deer
+        for i in group
+    }
+    unit_of_detection = {m.id: i for i, t in enumerate(tracklets) for m in t.members}
+    cur.execute("SELECT left_detections || right_detections FROM deer_not_same")
+    named = [d for (ids,) in cur.fetchall() for d in ids if d not in unit_of_detection]
+    for det, deer_id in deer_of_detections(cur, named).items():
+        if deer_id in unit_of_deer:
+            unit_of_detection[det] = unit_of_deer[deer_id]
+    cannot = not_same_pairs(cur, unit_of_detection)
+    t2 = time.perf_counter()
+    result = cluster_units(units, sorted(edges), match.threshold, match.sex_margin, priors, cannot)
+    t3 = time.perf_counter()
+    write_clusters(cur, report, tracklets, units, result, founders, version, match)
     report.detections = len(detections)
     report.tracklets = len(tracklets)
-    report.tracklets_matched = len(tracklets) - len(new)
-    report.deer_new = len(new)
-    report.deer_matched = len(matched - new)
+    report.deer_considered = len(existing)
+    report.candidate_pairs = len(edges)
+    report.refused = dict(result.refused)
+    report.load_seconds = t1 - t0
+    report.candidate_seconds = t2 - t1
+    report.cluster_seconds = t3 - t2
+    report.match_seconds = t3 - t1
+    report.write_seconds = time.perf_counter() - t3
     cur.execute(_BY_METHOD, (location_key,))
     report.sightings = Counter(dict(cur.fetchall()))

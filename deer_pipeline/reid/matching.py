@@ -1,27 +1,27 @@
-"""Matching tracklets against the gallery of known deer with pgvector's HNSW index.
+"""Identity settings, and matching one detection against the gallery of known deer (pgvector HNSW).
 
-Each tracklet asks the ``deer.embedding`` HNSW index (cosine) for its nearest deer of a compatible
-sex; iterative index scans (``relaxed_order``) keep the sex filter from starving the result. The
-best candidate at or above the similarity threshold that is not already in one of the tracklet's
-frames gets it, otherwise the tracklet founds a new deer. A deer's gallery vector is the
-normalised running mean of all its sightings' embeddings, updated in the database as each
-tracklet joins, so later tracklets see it (the system we replace froze it at the first photo).
-The caller holds the identity lock and owns the transaction.
+``MatchConfig`` holds every setting of identity runs (clustering threshold, candidate search, sex
+margin, time priors). ``Gallery`` serves the one place that still matches greedily: a person's
+class correction re-identifies that single detection at once. It asks the ``deer.embedding``
+HNSW index (cosine) for the nearest deer of a compatible sex; iterative index scans
+(``relaxed_order``) keep the sex filter from starving the result. The best candidate at or above
+the threshold that is not already in the detection's photo gets it, otherwise it founds a deer.
+The caller holds the identity lock and owns the transaction; the next run of the location
+re-derives the detection with everything else.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from deer_pipeline.reid.tracklets import Tracklet
 from deer_pipeline.vocabulary import compatible_sexes, deer_sex
 
-DEFAULT_THRESHOLD = 0.8
+DEFAULT_THRESHOLD = 0.75
 
 _SEARCH = """
 WITH c AS MATERIALIZED (
@@ -74,35 +74,45 @@ def query_literal(vector: np.ndarray) -> str:
 
 @dataclass(frozen=True)
 class MatchConfig:
-    """How tracklets are matched.
+    """How tracklets become deer: clustering threshold, candidate search, sex margin and priors.
+
+    Every default is visible here and in the ``deer_identities`` run config; nothing is read from
+    the environment or from files next to the weights (a re-ID model that needs another threshold
+    says so in its documentation, and the run config sets it).
 
     Attributes:
-        threshold: cosine similarity at or above which a tracklet joins a deer.
+        threshold: the least average-linkage score (mean cosine similarity over every pair of
+            detections of two clusters, plus priors) at which they are one deer. For a single
+            detection matched alone (a class correction), the least cosine to a deer's gallery
+            vector.
         ef_search: HNSW candidate list size (``hnsw.ef_search``).
-        candidates: nearest deer fetched per tracklet.
+        candidates: nearest neighbours per tracklet, among the location's own tracklets (exact)
+            and among stored embeddings of identified detections (the ``embeddings`` HNSW index).
+        sex_margin: a sex vote is confident when (winner - runner-up) / all votes reaches this;
+            only confident votes forbid a merge. Chosen from measurements (docs/identities.md).
+        visit_bonus: prior added to the similarity of two detections at one camera taken at the
+            same moment; it decays with the time between them (see ``visit_minutes``).
+        visit_minutes: e-folding time of that prior. 30 minutes is the independence interval
+            camera-trap studies use for consecutive photos of one species at one camera
+            (O'Brien, Kinnaird & Wibisono 2003, Animal Conservation 6:131-139): within it,
+            photos are usually the same animals.
+        visit_window_minutes: pairs further apart in time than this get no prior.
     """
 
     threshold: float = DEFAULT_THRESHOLD
     ef_search: int = 100
     candidates: int = 10
+    sex_margin: float = 0.6
+    visit_bonus: float = 0.03
+    visit_minutes: float = 30.0
+    visit_window_minutes: float = 120.0
 
-
-def default_match_config() -> MatchConfig:
-    """Return the matching settings for the configured re-ID weights.
-
-    The similarity threshold depends on the model, so the trainer writes the one it chose next to
-    the weights (``deer_reid_resnet50.json``, key ``match_threshold``); without such a file the
-    built-in ``DEFAULT_THRESHOLD`` applies.
-    """
-    from deer_pipeline.config import reid_weights
-
-    weights = Path(reid_weights())
-    sidecar = weights.with_suffix(".json")
-    if weights.is_file() and sidecar.is_file():
-        value = json.loads(sidecar.read_text(encoding="utf-8")).get("match_threshold")
-        if isinstance(value, int | float) and 0.0 < value < 1.0:
-            return MatchConfig(threshold=float(value))
-    return MatchConfig()
+    def visit_prior(self, minutes: float) -> float:
+        """Return the prior for two detections at one camera ``minutes`` apart."""
+        minutes = abs(minutes)
+        if minutes > self.visit_window_minutes or self.visit_bonus == 0.0:
+            return 0.0
+        return self.visit_bonus * math.exp(-minutes / self.visit_minutes)
 
 
 @dataclass(frozen=True)

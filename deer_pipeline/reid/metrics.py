@@ -6,7 +6,8 @@ in its predicted deer; both are averaged over detections. A system that lumps ev
 doe (the one we replace) has recall 1 and terrible precision; one that founds a deer per photo
 has precision 1 and terrible recall. Stored detections are matched to ground-truth boxes by IoU
 (>= 0.5, greedy by overlap, per image). Same-frame merges (one deer twice in one photo) and
-cross-sex merges (a doe and a buck in one deer) are counted on their own.
+cross-sex merges (a doe and a buck in one deer) are counted on their own, and so are pairs of
+identified boxes of one photo at IoU >= 0.7 (one animal boxed twice: a phantom second deer).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from deer_pipeline.reid.tracklets import box_iou
 
 IOU_MATCH = 0.5
+OVERLAP_IOU = 0.7  # two boxes of one photo this close are one animal boxed twice
 
 
 def bcubed(predicted: Sequence[Hashable], truth: Sequence[Hashable]) -> tuple[float, float]:
@@ -95,6 +97,7 @@ class IdentityMetrics:
     same_frame_merges: int
     cross_sex_merges: int
     cross_class_merges: int
+    overlapping_pairs: int = 0  # identified boxes of one photo at IoU >= OVERLAP_IOU
 
     def as_dict(self) -> dict:
         """Return the metrics as a plain dict (rounded floats)."""
@@ -117,9 +120,14 @@ def evaluate(sightings: Iterable[Sighting], truth: Mapping[str, list[dict]]) -> 
         if s.image in truth:
             by_image[s.image].append(s)
     pred, true, true_class = [], [], {}
-    same_frame = 0
+    same_frame = overlapping = 0
     for image, items in by_image.items():
         same_frame += sum(c - 1 for c in Counter(s.deer_id for s in items).values() if c > 1)
+        overlapping += sum(
+            box_iou(a.box, b.box) >= OVERLAP_IOU
+            for k, a in enumerate(items)
+            for b in items[k + 1 :]
+        )
         boxes = truth[image]
         for i, j in match_boxes([s.box for s in items], [b["bbox"] for b in boxes]):
             pred.append(items[i].deer_id)
@@ -142,6 +150,7 @@ def evaluate(sightings: Iterable[Sighting], truth: Mapping[str, list[dict]]) -> 
         same_frame_merges=same_frame,
         cross_sex_merges=sum(1 for c in classes.values() if {"doe", "buck"} <= c),
         cross_class_merges=sum(1 for c in classes.values() if len(c) > 1),
+        overlapping_pairs=overlapping,
     )
 
 

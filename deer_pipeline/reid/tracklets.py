@@ -4,20 +4,22 @@ A trail camera fires 3-10 frames a second or two apart, so the same animal appea
 frames at nearly the same place. Linking those first (by box overlap, motion and appearance) gives
 each animal one averaged embedding per burst, which is far steadier than single frames, and it
 settles within-burst identity without the gallery. Hard rules: two detections of one frame never
-share a tracklet, and classes that conflict (``doe``, ``buck``, ``fawn`` are mutually exclusive)
-never link.
+share a tracklet, and boxes whose sex votes are confident and differ (``doe``, ``buck``, ``fawn``
+are mutually exclusive, see ``reid.sex``) never link; one box's uncertain class does not stop a
+link.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 
 from deer_pipeline.reid.assignment import linear_assignment
-from deer_pipeline.vocabulary import DEER_CLASSES, classes_compatible
+from deer_pipeline.reid.sex import SexVote, box_votes, conflict, vote_of
+from deer_pipeline.vocabulary import DEER_CLASSES
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Detection:
         box: (x1, y1, x2, y2) in pixels.
         embedding: L2-normalised re-ID vector.
         confidence: detector confidence.
+        class_scores: the box's score for every deer class, when the detector stored them.
+        corrected: whether ``class_name`` is a person's correction.
     """
 
     id: int
@@ -45,6 +49,18 @@ class Detection:
     box: tuple[float, float, float, float]
     embedding: np.ndarray
     confidence: float = 1.0
+    class_scores: Mapping[str, float] | None = None
+    corrected: bool = False
+
+    @property
+    def votes(self) -> dict[str, float]:
+        """This box's sex vote (see ``reid.sex.box_votes``)."""
+        return box_votes(
+            self.class_name,
+            self.confidence,
+            self.class_scores,
+            self.class_name if self.corrected else None,
+        )
 
 
 @dataclass
@@ -64,6 +80,11 @@ class Tracklet:
         """The members' deer class (unknown classes yield to a known one)."""
         known = [m.class_name for m in self.members if m.class_name in DEER_CLASSES]
         return known[0] if known else self.members[0].class_name
+
+    @property
+    def vote(self) -> SexVote:
+        """The summed sex vote of the members."""
+        return vote_of(m.votes for m in self.members)
 
     @property
     def image_ids(self) -> set[int]:
@@ -88,6 +109,8 @@ class LinkConfig:
         min_similarity: gate on embedding cosine similarity (None: no appearance gate).
         distance_weight: cost weight of the normalised centre distance.
         appearance_weight: cost weight of (1 - cosine similarity).
+        sex_margin: a track and a box whose sex votes are both confident at this margin and
+            differ never link.
     """
 
     max_gap: int = 1
@@ -96,6 +119,7 @@ class LinkConfig:
     min_similarity: float | None = None
     distance_weight: float = 1.0
     appearance_weight: float = 1.0
+    sex_margin: float = 0.5
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -121,7 +145,7 @@ class _Track:
         self.members = [det]
         self.velocity = np.zeros(2)
         self.sum = np.asarray(det.embedding, dtype=np.float64).copy()
-        self.class_name = det.class_name
+        self.vote = SexVote().add(det.votes)
 
     @property
     def last(self) -> Detection:
@@ -138,8 +162,7 @@ class _Track:
         self.velocity = step if len(self.members) == 1 else 0.5 * self.velocity + 0.5 * step
         self.members.append(det)
         self.sum += det.embedding
-        if self.class_name not in DEER_CLASSES:
-            self.class_name = det.class_name
+        self.vote.add(det.votes)
 
 
 def _centre(box: Sequence[float]) -> np.ndarray:
@@ -152,7 +175,7 @@ def _area(box: Sequence[float]) -> float:
 
 def link_cost(track: _Track, det: Detection, config: LinkConfig) -> float:
     """Cost of continuing ``track`` with ``det`` (inf when a gate forbids it)."""
-    if not classes_compatible(track.class_name, det.class_name):
+    if conflict(track.vote, SexVote().add(det.votes), config.sex_margin):
         return np.inf
     pred = track.predicted_box(det.frame)
     ratio = _area(pred) / _area(det.box)

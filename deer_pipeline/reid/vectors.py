@@ -44,6 +44,15 @@ def read_id_halfvecs(cur, query: str, params: object = None, dim: int = 2048):
     Returns:
         (ids int64 array of n, float32 matrix of n x dim).
     """
+    return _read_id_vectors(cur, query, params, dim, ">f2")
+
+
+def read_id_vectors(cur, query: str, params: object = None, dim: int = 2048):
+    """Like ``read_id_halfvecs`` for a ``vector(dim)`` column (float32 on the wire)."""
+    return _read_id_vectors(cur, query, params, dim, ">f4")
+
+
+def _read_id_vectors(cur, query: str, params: object, dim: int, element: str):
     sql = cur.mogrify(query, params).decode() if params is not None else query
     buf = io.BytesIO()
     cur.copy_expert(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", buf)
@@ -57,11 +66,11 @@ def read_id_halfvecs(cur, query: str, params: object = None, dim: int = 2048):
             ("vec_len", ">i4"),
             ("dim", ">i2"),
             ("unused", ">i2"),
-            ("vec", ">f2", (dim,)),
+            ("vec", element, (dim,)),
         ]
     )
     if len(body) % row.itemsize:
-        raise ValueError(f"unexpected COPY payload for halfvec({dim}) rows")
+        raise ValueError(f"unexpected COPY payload for {dim}-d vector rows")
     rows = np.frombuffer(body, dtype=row)
     if len(rows) and (rows["dim"] != dim).any():
         raise ValueError(f"vectors are not {dim}-d")

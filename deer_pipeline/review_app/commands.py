@@ -36,7 +36,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from deer_pipeline.db.connect import connect, ensure_ready
     from deer_pipeline.errors import DeerError
-    from deer_pipeline.reid.matching import default_match_config
+    from deer_pipeline.reid.matching import MatchConfig
     from deer_pipeline.review_app.simulate import simulate
 
     if not Path(args.truth).is_file():
@@ -50,7 +50,7 @@ def _simulate(args: argparse.Namespace) -> int:
             args.truth,
             max_decisions=args.max_decisions,
             reviewer=args.reviewer,
-            match=default_match_config(),
+            match=MatchConfig(),
         )
     finally:
         conn.close()
@@ -69,7 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from deer_pipeline.config import database_url_override, deer_home, image_root
     from deer_pipeline.db.connect import ensure_ready
-    from deer_pipeline.reid.matching import default_match_config
+    from deer_pipeline.reid.matching import MatchConfig
     from deer_pipeline.reid.review import last_reviewed
     from deer_pipeline.review_app.app import LOCAL_HOSTS, ReviewApp, create_app
     from deer_pipeline.review_app.observe import ReviewObserver
@@ -89,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
         deer_home() / "review-crops",
         args.reviewer,
         hosts=hosts,
-        match=default_match_config(),
+        match=MatchConfig(),
     )
     observer = ReviewObserver()
     observer.start()

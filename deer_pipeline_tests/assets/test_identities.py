@@ -75,6 +75,8 @@ def test_deer_identities_materializes_with_quality_and_gallery(clean_db, tmp_pat
     assert (meta["quality_deer_found"], meta["quality_deer_true"]) == (3, 3)
     assert meta["quality_same_frame_merges"] == 0 and meta["quality_cross_sex_merges"] == 0
     assert meta["ms_per_tracklet"] > 0 and meta["match_threshold"] == 0.7
+    assert (meta["sex_margin"], meta["deer_merged"], meta["sex_conflict_deer"]) == (0.6, 0, 0)
+    assert meta["merges_refused_same_frame"] == 0 and meta["cluster_seconds"] >= 0
     assert Path(meta["gallery"]).is_file() and meta["gallery_deer"] == 3
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -44,7 +45,8 @@ class Scene:
         width: int = 1280,
         height: int = 720,
     ) -> None:
-        """Add a burst: one entry per frame, each a list of (class, box, embedding)."""
+        """Add a burst: one entry per frame, each a list of (class, box, embedding) or
+        (class, box, embedding, {"confidence": c, "scores": {class: score}})."""
         t0 = self.start + timedelta(minutes=minutes)
         first = len(self.images)
         for k, dets in enumerate(frames):
@@ -57,7 +59,8 @@ class Scene:
                     "height": height,
                 }
             )
-            for j, (cls, box, emb) in enumerate(dets):
+            for j, (cls, box, emb, *extra) in enumerate(dets):
+                more = extra[0] if extra else {}
                 self.detections.append(
                     {
                         "image": len(self.images) - 1,
@@ -65,6 +68,8 @@ class Scene:
                         "class": cls,
                         "box": box,
                         "embedding": emb,
+                        "confidence": more.get("confidence", 0.9),
+                        "scores": more.get("scores"),
                     }
                 )
 
@@ -92,9 +97,17 @@ class Scene:
             for d in self.detections:
                 cur.execute(
                     "INSERT INTO detections (image_id, model_version, det_index, class_name,"
-                    " confidence, x1, y1, x2, y2) VALUES (%s, %s, %s, %s, 0.9, %s, %s, %s, %s)"
-                    " RETURNING id",
-                    (image_ids[d["image"]], DET_VERSION, d["index"], d["class"], *d["box"]),
+                    " confidence, x1, y1, x2, y2, class_scores)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    (
+                        image_ids[d["image"]],
+                        DET_VERSION,
+                        d["index"],
+                        d["class"],
+                        d["confidence"],
+                        *d["box"],
+                        json.dumps(d["scores"]) if d["scores"] else None,
+                    ),
                 )
                 det_ids.append(cur.fetchone()[0])
             if det_ids:

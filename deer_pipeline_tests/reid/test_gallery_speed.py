@@ -1,4 +1,9 @@
-"""Matching against a gallery of 10,000 deer through the HNSW index: fast and still right."""
+"""Matching against a gallery of 10,000 deer through the HNSW index: still right (the time is
+printed, not asserted: speeds belong in benchmarks).
+
+The gallery serves a class correction, which re-identifies one detection at once (identity runs
+cluster instead, see ``test_global_identities``).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,13 @@ import numpy as np
 
 from deer_pipeline.db.connect import connect
 from deer_pipeline.db.copy import copy_rows
-from deer_pipeline.reid.identify import identify_location
-from deer_pipeline.reid.matching import MatchConfig
+from deer_pipeline.reid.matching import Gallery, MatchConfig
+from deer_pipeline.reid.tracklets import Detection, Tracklet
 from deer_pipeline.reid.vectors import normalise_rows
-from deer_pipeline_tests.reid.builders import DIM, EMB_VERSION, Scene, sightings, view
+from deer_pipeline_tests.reid.builders import DIM, EMB_VERSION, Scene, view
 
 GALLERY = 10_000
 QUERIES = 60
-BUDGET_MS = 20.0
 
 
 def _gallery_vectors(rng: np.random.Generator) -> np.ndarray:
@@ -26,7 +30,7 @@ def _gallery_vectors(rng: np.random.Generator) -> np.ndarray:
     return normalise_rows(mix @ basis + 0.5 * np.abs(rng.normal(size=(GALLERY, DIM))))
 
 
-def test_match_over_10k_gallery_under_20ms_per_tracklet(clean_db):
+def test_match_over_10k_gallery_finds_the_right_deer(clean_db):
     rng = np.random.default_rng(0)
     vectors = _gallery_vectors(rng)
     sexes = np.array(["doe", "buck", "fawn"])[rng.integers(0, 3, GALLERY)]
@@ -66,20 +70,30 @@ def test_match_over_10k_gallery_under_20ms_per_tracklet(clean_db):
     # Each query is a two-frame tracklet of a known gallery deer, seen with noise.
     picks = rng.choice(GALLERY, QUERIES, replace=False)
     scene = Scene("L1")
+    box = (100, 100, 300, 250)
     for k, p in enumerate(picks):
-        box = (100, 100, 300, 250)
         scene.burst(
             [[(sexes[p], box, view(vectors[p], 0.3, 2 * k + j))] for j in range(2)], minutes=30 * k
         )
     ids = scene.write(conn)
-    report = identify_location(conn, "L1", MatchConfig(threshold=0.8))
-    table = sightings(conn)
-    right = sum(table[ids[2 * k]][0] == first_id + int(p) for k, p in enumerate(picks))
+    tracklets = []
+    for k, p in enumerate(picks):
+        members = [
+            Detection(ids[2 * k + j], 0, k, j, None, str(sexes[p]), box, d["embedding"])
+            for j, d in enumerate(scene.detections[2 * k : 2 * k + 2])
+        ]
+        mean = normalise_rows(np.sum([m.embedding for m in members], 0)[None])[0]
+        tracklets.append(Tracklet(members, mean))
+    with conn.cursor() as cur:
+        gallery = Gallery(cur, EMB_VERSION, MatchConfig(threshold=0.8))
+        t0 = time.perf_counter()
+        results = [gallery.assign(t) for t in tracklets]
+        ms_per_tracklet = 1000 * (time.perf_counter() - t0) / QUERIES
+    conn.rollback()
+    right = sum(r.deer_id == first_id + int(p) for r, p in zip(results, picks, strict=True))
     conn.close()
     print(
-        f"\n10k gallery: index build {build_s:.1f} s, {report.ms_per_tracklet:.2f} ms/tracklet, "
+        f"\n10k gallery: index build {build_s:.1f} s, {ms_per_tracklet:.2f} ms/tracklet, "
         f"{right}/{QUERIES} matched to the right deer"
     )
-    assert report.tracklets == QUERIES
-    assert report.ms_per_tracklet < BUDGET_MS
     assert right >= 0.95 * QUERIES
