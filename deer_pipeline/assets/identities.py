@@ -13,9 +13,10 @@ and recall, deer found against true, same-frame and cross-sex merges) and links 
 import dagster as dg
 from pydantic import Field
 
-from deer_pipeline.config import deer_home, reid_weights
+from deer_pipeline.config import deer_home
 from deer_pipeline.exports.gallery import write_gallery
 from deer_pipeline.jobs import PIPELINE_GROUP
+from deer_pipeline.model_versions import MISSING
 from deer_pipeline.partitions import camera_locations
 from deer_pipeline.pools import IDENTITY_POOL
 from deer_pipeline.reid.identify import IdentityReport, identify_location
@@ -23,7 +24,7 @@ from deer_pipeline.reid.matching import MatchConfig
 from deer_pipeline.reid.metrics import evaluate_database
 from deer_pipeline.resources.database import DatabaseResource
 from deer_pipeline.resources.images import ImageRootResource
-from deer_pipeline.vision.embedder import EmbedderConfig, planned_version
+from deer_pipeline.resources.models import EmbedderResource
 
 METHODS = ("burst", "match", "new", "manual")
 _DEFAULTS = MatchConfig()
@@ -79,11 +80,6 @@ class IdentityConfig(dg.Config):
         )
 
 
-def configured_embedding_version() -> str | None:
-    """Version of the configured re-ID weights (as the embedder names it), without loading them."""
-    return planned_version(EmbedderConfig(weights=reid_weights()))
-
-
 def report_metadata(report: IdentityReport) -> dict[str, object]:
     """Build the materialization metadata of one identity run."""
     return {
@@ -125,10 +121,12 @@ def deer_identities(
     config: IdentityConfig,
     database: DatabaseResource,
     image_root: ImageRootResource,
+    embedder: EmbedderResource,
 ) -> dg.MaterializeResult:
     """Re-derive the partition's sightings and refresh the gallery report."""
     key = context.partition_key
     match = config.match_config()
+    configured = embedder.model_version()  # the run's re-ID weights, without loading them
     conn = database.connect()
     try:
         report = identify_location(
@@ -136,7 +134,7 @@ def deer_identities(
             key,
             match,
             model_version=config.model_version,
-            preferred_version=configured_embedding_version(),
+            preferred_version=None if configured == MISSING else configured,
         )
         metadata = report_metadata(report) | {
             "match_threshold": match.threshold,

@@ -254,16 +254,3 @@ def _load_state_dict(model: torch.nn.Module, state: object, source: str) -> None
             f"{source}: not a ResNet50 state_dict (missing {result.missing_keys[:5]}, "
             f"unexpected {result.unexpected_keys[:5]})"
         )
-
-
-def planned_version(config: EmbedderConfig) -> str | None:
-    """Return the model version an embedder of ``config`` will report, without loading it.
-
-    Returns:
-        ``random-<seed>``, a weights file's version, or None where only loading can tell
-        (``imagenet``, a missing file).
-    """
-    spec = config.weights.strip()
-    if spec == "random":
-        return f"random-{config.seed}"
-    return file_version(spec) if os.path.isfile(spec) else None
