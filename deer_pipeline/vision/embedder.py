@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torchvision.models import ResNet50_Weights, resnet50
 
 from deer_pipeline.vision.decode import DecodedImage
+from deer_pipeline.vision.projection import ProjectionError, split_projection
 from deer_pipeline.vision.runtime import file_version, resolve_device
 
 LOG = logging.getLogger(__name__)
@@ -234,12 +235,16 @@ def _load_imagenet(model: torch.nn.Module) -> str:
 
 
 def _load_state_dict(model: torch.nn.Module, state: object, source: str) -> None:
-    """Load a ResNet50 state_dict: wrapped or not, ``module.`` prefixes, any dtype, no ``fc``."""
+    """Load a ResNet50 state_dict (any wrapping, prefix, dtype; no ``fc``; maybe a projection)."""
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise EmbedderWeightsError(f"{source}: not a state_dict of tensors")
+    try:  # the re-ID model's own projection, if the file has one, takes the fc slot
+        state, model.fc = split_projection(state, source)
+    except ProjectionError as exc:
+        raise EmbedderWeightsError(str(exc)) from exc
     clean = {}
     for key, value in state.items():
         name = key.removeprefix("module.").removeprefix("backbone.")
