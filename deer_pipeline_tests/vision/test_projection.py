@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from deer_pipeline.config import DEFAULT_REID_WEIGHTS
 from deer_pipeline.vision.embedder import Embedder, EmbedderConfig, EmbedderWeightsError
 from deer_pipeline.vision.projection import Projection, projection_state
 
@@ -82,3 +83,10 @@ def test_fp16_projection_matches_fp32():
     full = Projection(mean, weight)(x)
     half = Projection(mean.half(), weight.half())(x)
     assert torch.sum(full * half, dim=1).min() > 0.9999
+
+
+def test_the_committed_model_carries_its_projection():
+    state = torch.load(DEFAULT_REID_WEIGHTS, weights_only=True)
+    assert state["projection.mean"].shape == (2048,)
+    assert state["projection.weight"].shape == (2048, 2048)
+    assert state["projection.weight"].dtype == torch.float16
