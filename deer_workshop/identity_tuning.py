@@ -82,11 +82,12 @@ def reproject(url: str, weights: Path, from_version: str) -> dict:
     conn = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
     try:
         with conn.cursor() as cur:
-            cur.execute("DELETE FROM embeddings WHERE model_version = %s", (version,))
-            ids, vectors = read_id_halfvecs(
+            ids, vectors = read_id_halfvecs(  # those the new model has not embedded yet
                 cur,
-                "SELECT detection_id, embedding FROM embeddings WHERE model_version = %s",
-                (from_version,),
+                "SELECT detection_id, embedding FROM embeddings e WHERE model_version = %s"
+                " AND NOT EXISTS (SELECT 1 FROM embeddings n WHERE n.model_version = %s"
+                " AND n.detection_id = e.detection_id)",
+                (from_version, version),
             )
             with torch.no_grad():
                 out = projection(torch.from_numpy(normalise_rows(vectors))).numpy()
