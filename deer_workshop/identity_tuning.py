@@ -8,6 +8,11 @@ linking, sex votes and clustering over all locations at once, scoring B-cubed li
 
     python -m deer_workshop.identity_tuning dump DATABASE_URL IMAGE_ROOT OUT.pkl
     python -m deer_workshop.identity_tuning sweep OUT.pkl [OUT2.pkl ...]
+    python -m deer_workshop.identity_tuning reproject DATABASE_URL WEIGHTS.pt FROM_VERSION
+
+``reproject`` stores, for every embedding of ``FROM_VERSION`` (a plain backbone's L2-normalised
+vectors), what a model file with a projection (``vision/projection.py``) computes from the same
+backbone vector, under that file's version: a re-embedding without running the backbone again.
 """
 
 from __future__ import annotations
@@ -60,6 +65,42 @@ def dump(url: str, image_root: Path, out: Path) -> dict:
     data = {"locations": by_location, "labels": labels}
     out.write_bytes(pickle.dumps(data))
     return {"detections": sum(map(len, by_location.values())), "labelled": len(labels)}
+
+
+def reproject(url: str, weights: Path, from_version: str) -> dict:
+    """Store projected copies of ``from_version``'s embeddings under ``weights``' version."""
+    import psycopg2
+    import torch
+
+    from deer_pipeline.db.copy import copy_rows
+    from deer_pipeline.reid.vectors import normalise_rows, read_id_halfvecs
+    from deer_pipeline.vision.projection import split_projection
+    from deer_pipeline.vision.runtime import file_version
+
+    _, projection = split_projection(torch.load(weights, map_location="cpu"), str(weights))
+    version = file_version(weights)
+    conn = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+    try:
+        with conn.cursor() as cur:
+            ids, vectors = read_id_halfvecs(  # those the new model has not embedded yet
+                cur,
+                "SELECT detection_id, embedding FROM embeddings e WHERE model_version = %s"
+                " AND NOT EXISTS (SELECT 1 FROM embeddings n WHERE n.model_version = %s"
+                " AND n.detection_id = e.detection_id)",
+                (from_version, version),
+            )
+            with torch.no_grad():
+                out = projection(torch.from_numpy(normalise_rows(vectors))).numpy()
+            copy_rows(
+                cur,
+                "embeddings",
+                [("detection_id", "int8"), ("model_version", "text"), ("embedding", "halfvec")],
+                {"detection_id": ids, "model_version": [version] * len(ids), "embedding": out},
+            )
+        conn.commit()
+    finally:
+        conn.close()
+    return {"version": version, "embeddings": len(ids)}
 
 
 def replay(data: dict, match: MatchConfig) -> dict:
@@ -126,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("url")
     d.add_argument("root", type=Path)
     d.add_argument("out", type=Path)
+    r = sub.add_parser("reproject")
+    r.add_argument("url")
+    r.add_argument("weights", type=Path)
+    r.add_argument("from_version")
     s = sub.add_parser("sweep")
     s.add_argument("dumps", type=Path, nargs="+")
     s.add_argument("--thresholds", default="0.6,0.65,0.7,0.75,0.8")
@@ -134,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cmd == "dump":
         print(json.dumps(dump(args.url, args.root, args.out)))
+        return 0
+    if args.cmd == "reproject":
+        print(json.dumps(reproject(args.url, args.weights, args.from_version)))
         return 0
     worlds = {p.name: pickle.loads(p.read_bytes()) for p in args.dumps}
     for name, data in worlds.items():

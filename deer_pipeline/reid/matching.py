@@ -21,7 +21,7 @@ import numpy as np
 from deer_pipeline.reid.tracklets import Tracklet
 from deer_pipeline.vocabulary import compatible_sexes, deer_sex
 
-DEFAULT_THRESHOLD = 0.75
+DEFAULT_THRESHOLD = 0.62  # the committed re-ID model (with its projection), see docs/identities.md
 
 _SEARCH = """
 WITH c AS MATERIALIZED (
