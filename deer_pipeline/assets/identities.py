@@ -22,6 +22,7 @@ from deer_pipeline.pools import IDENTITY_POOL
 from deer_pipeline.reid.identify import IdentityReport, identify_location
 from deer_pipeline.reid.matching import MatchConfig
 from deer_pipeline.reid.metrics import evaluate_database
+from deer_pipeline.reid.review import last_reviewed
 from deer_pipeline.resources.database import DatabaseResource
 from deer_pipeline.resources.images import ImageRootResource
 from deer_pipeline.resources.models import EmbedderResource
@@ -142,6 +143,9 @@ def deer_identities(
         }
         truth = image_root.path() / "ground_truth.json"
         with conn.cursor() as cur:
+            reviewed = last_reviewed(cur)
+            metadata["last_reviewed"] = reviewed["at"] if reviewed else "never"
+            metadata["review_decisions"] = reviewed["decisions"] if reviewed else 0
             if truth.is_file():
                 here = evaluate_database(cur, truth, [key]).as_dict()
                 everywhere = evaluate_database(cur, truth).as_dict()

@@ -78,6 +78,7 @@ def test_deer_identities_materializes_with_quality_and_gallery(clean_db, tmp_pat
     assert (meta["sex_margin"], meta["deer_merged"], meta["sex_conflict_deer"]) == (0.6, 0, 0)
     assert meta["merges_refused_same_frame"] == 0 and meta["cluster_seconds"] >= 0
     assert Path(meta["gallery"]).is_file() and meta["gallery_deer"] == 3
+    assert (meta["last_reviewed"], meta["review_decisions"]) == ("never", 0)
 
 
 def test_pipeline_job_includes_deer_identities():
