@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -40,14 +39,17 @@ def test_unreachable_database_url_refused(tmp_path):
     _assert_one_line_error(result, "cannot reach PostgreSQL", "127.0.0.1")
 
 
-def test_silent_database_fails_within_ten_seconds(tmp_path):
-    """A port that accepts TCP but never answers: the connect timeout must bound the wait."""
+def test_silent_database_fails_on_the_connect_timeout(tmp_path):
+    """A port that accepts TCP but never answers: the connect timeout ends the wait.
+
+    Without it the command would wait forever; the subprocess limit (60 s, far above the 10 s
+    connect timeout, so a loaded machine cannot trip it) turns such a hang into a failure.
+    """
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     port = listener.getsockname()[1]
     try:
-        start = time.monotonic()
         result = _cli(
             "db",
             "url",
@@ -56,11 +58,9 @@ def test_silent_database_fails_within_ten_seconds(tmp_path):
                 "DEER_DATABASE_URL": f"postgresql+psycopg2://deer@127.0.0.1:{port}/deer",
             },
         )
-        elapsed = time.monotonic() - start
     finally:
         listener.close()
-    _assert_one_line_error(result, "cannot reach PostgreSQL")
-    assert elapsed < 10 + 5  # 10 s connect timeout plus interpreter start-up
+    _assert_one_line_error(result, "cannot reach PostgreSQL", "timeout expired")
 
 
 def test_deer_home_not_writable(tmp_path):
