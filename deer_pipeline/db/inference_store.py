@@ -44,6 +44,7 @@ _DET_COLUMNS = [
     ("y1", "float4"),
     ("x2", "float4"),
     ("y2", "float4"),
+    ("class_scores", "jsonb"),
 ]
 _EMB_COLUMNS = [("detection_id", "int8"), ("embedding", "halfvec")]
 _DET_TABLE_COLUMNS = [("id", "int8"), ("model_version", "text"), *_DET_COLUMNS]
@@ -60,11 +61,14 @@ _EMBEDDINGS_STORED = (
 )
 
 _UPSERT_DETECTIONS = """
-INSERT INTO detections (image_id, model_version, det_index, class_name, confidence, x1, y1, x2, y2)
-SELECT image_id, %s, det_index, class_name, confidence, x1, y1, x2, y2 FROM stage_detections
+INSERT INTO detections (image_id, model_version, det_index, class_name, confidence, x1, y1, x2, y2,
+                        class_scores)
+SELECT image_id, %s, det_index, class_name, confidence, x1, y1, x2, y2, class_scores
+FROM stage_detections
 ON CONFLICT (image_id, model_version, det_index) DO UPDATE SET
     class_name = EXCLUDED.class_name, confidence = EXCLUDED.confidence,
-    x1 = EXCLUDED.x1, y1 = EXCLUDED.y1, x2 = EXCLUDED.x2, y2 = EXCLUDED.y2
+    x1 = EXCLUDED.x1, y1 = EXCLUDED.y1, x2 = EXCLUDED.x2, y2 = EXCLUDED.y2,
+    class_scores = EXCLUDED.class_scores
 RETURNING id, image_id, det_index
 """
 _DELETE_BEYOND = """
@@ -146,7 +150,7 @@ def stage_tables(cur) -> None:
     """
     cur.execute(
         "CREATE TEMP TABLE IF NOT EXISTS stage_detections (image_id bigint, det_index int, "
-        "class_name text, confidence real, x1 real, y1 real, x2 real, y2 real);"
+        "class_name text, confidence real, x1 real, y1 real, x2 real, y2 real, class_scores jsonb);"
         "CREATE TEMP TABLE IF NOT EXISTS stage_embeddings (detection_id bigint, "
         "embedding halfvec(2048));"
         "DELETE FROM stage_detections; DELETE FROM stage_embeddings"
@@ -206,6 +210,7 @@ def _detection_columns(batch: BatchResult) -> dict:
         "y1": b[:, 1],
         "x2": b[:, 2],
         "y2": b[:, 3],
+        "class_scores": batch.class_scores or [None] * len(b),
     }
 
 

@@ -6,10 +6,16 @@ step that decode workers run, and inference takes whole batches. The steps are u
 (``LetterBox``, ``non_max_suppression``, ``scale_boxes``), so boxes match ``predict`` on the same
 pixels; they are then mapped from the (possibly reduced) decoded array to full-size upright pixels
 and clipped.
+
+NMS is class-agnostic by default (issue 12): the deer classes look alike, and per-class NMS left
+one animal with two boxes of different classes (phantom deer the identity step had to keep apart).
+The kept box's score for every class is kept too (``class_scores``), so its class is evidence, not
+only the argmax label.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +40,7 @@ class DetectorConfig:
             from a given map, is dropped. None keeps every class under its own name.
         conf: confidence threshold.
         iou: NMS IoU threshold.
+        agnostic: class-agnostic NMS (one box per animal whatever its class).
         imgsz: inference size (long side), a multiple of the model stride.
         batch_size: images per forward pass.
         max_det: most boxes kept per image.
@@ -46,6 +53,7 @@ class DetectorConfig:
     class_map: Mapping[str, str | None] | None = None
     conf: float = 0.25
     iou: float = 0.7
+    agnostic: bool = True
     imgsz: int = 640
     batch_size: int = 16
     max_det: int = 300
@@ -61,12 +69,16 @@ class ImageDetections:
     Attributes:
         boxes: (n, 4) float32 x1, y1, x2, y2 in full-size upright pixels.
         confidence: (n,) float32.
-        class_name: n stored class names (after the class map).
+        class_name: n stored class names (after the class map): the argmax class.
+        class_scores: per box, stored class name -> the box's score for that class (several
+            detector classes mapped to one name keep the highest), or None where the source gives
+            one label only (end-to-end models, given boxes).
     """
 
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     confidence: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
     class_name: list[str] = field(default_factory=list)
+    class_scores: list[dict[str, float] | None] | None = None
 
     def __len__(self) -> int:
         return len(self.class_name)
@@ -118,6 +130,9 @@ class Detector:
         self._letterbox = LetterBox(config.imgsz, auto=True, stride=self.stride)
         self._out_names = self._map_classes(config.class_map)
         self._keep = sorted(self._out_names)
+        self._score_columns: dict[str, list[int]] = {}  # stored name -> detector classes
+        for index, name in sorted(self._out_names.items()):
+            self._score_columns.setdefault(name, []).append(index)
         self.end2end = bool(getattr(self.model, "end2end", False))
 
     def _map_classes(self, class_map: Mapping[str, str | None] | None) -> dict[int, str]:
@@ -180,23 +195,54 @@ class Detector:
         x = x.permute(0, 3, 1, 2).contiguous()
         x = (x.half() if self.half else x.float()).div_(255)
         preds = self.model(x)
-        preds = nms.non_max_suppression(
+        rows, counts, with_scores = self._suppress(preds, nms)
+        out = []
+        for item, det in zip(items, rows.split(counts), strict=True):
+            boxes = ops.scale_boxes(x.shape[2:], det[:, :4].clone(), item.image.array.shape)
+            scores = det[:, 6:].numpy() if with_scores else None
+            out.append(
+                self._to_full_size(item.image, boxes.numpy(), det[:, 4].numpy(), det[:, 5], scores)
+            )
+        return out
+
+    def _suppress(self, preds, nms) -> tuple[torch.Tensor, list[int], bool]:
+        """NMS for the whole batch on the model's device, then one copy to the host.
+
+        Returns:
+            (sum n_i, 6 + nc) float32 CPU rows x1, y1, x2, y2, conf, class, then each class's
+            score of the kept box (6 columns only for end-to-end models), the boxes per image,
+            and whether the per-class scores are present.
+        """
+        raw = preds[0] if isinstance(preds, (list, tuple)) else preds
+        kept, indices = nms.non_max_suppression(
             preds,
             self.config.conf,
             self.config.iou,
             classes=self._keep if len(self._keep) < len(self.names) else None,
+            agnostic=self.config.agnostic,
             max_det=self.config.max_det,
             end2end=self.end2end,
+            return_idxs=True,
+            max_time_img=math.inf,  # its time limit drops the rest of the batch on a busy machine
         )
-        out = []
-        for item, det in zip(items, preds, strict=True):
-            det = det.float().cpu()
-            boxes = ops.scale_boxes(x.shape[2:], det[:, :4].clone(), item.image.array.shape)
-            out.append(self._to_full_size(item.image, boxes.numpy(), det[:, 4].numpy(), det[:, 5]))
-        return out
+        nc = len(self.names)
+        with_scores = not self.end2end and raw.shape[-1] != 6 and raw.shape[1] >= 4 + nc
+        parts = []
+        for i, (det, idx) in enumerate(zip(kept, indices, strict=True)):
+            det = det[:, :6].float()
+            if with_scores:  # raw is (batch, 4 + nc [+ extra], anchors); scores after sigmoid
+                det = torch.cat([det, raw[i, 4 : 4 + nc, idx.long().view(-1)].T.float()], 1)
+            parts.append(det)
+        counts = [len(p) for p in parts]
+        return torch.cat(parts).cpu(), counts, with_scores
 
     def _to_full_size(
-        self, image: DecodedImage, boxes: np.ndarray, conf: np.ndarray, cls: torch.Tensor
+        self,
+        image: DecodedImage,
+        boxes: np.ndarray,
+        conf: np.ndarray,
+        cls: torch.Tensor,
+        scores: np.ndarray | None,
     ) -> ImageDetections:
         keep = [i for i, c in enumerate(cls.int().tolist()) if c in self._out_names]
         names = [self._out_names[int(cls[i])] for i in keep]
@@ -205,4 +251,11 @@ class Detector:
         boxes, conf = boxes[order], conf[order]
         boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]] * image.scale_x, 0, image.width)
         boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]] * image.scale_y, 0, image.height)
-        return ImageDetections(boxes, conf, [names[i] for i in order])
+        class_scores = None
+        if scores is not None:
+            kept_scores = scores[keep][order]
+            class_scores = [
+                {name: round(float(row[ix].max()), 4) for name, ix in self._score_columns.items()}
+                for row in kept_scores
+            ]
+        return ImageDetections(boxes, conf, [names[i] for i in order], class_scores)

@@ -93,6 +93,8 @@ class BatchResult:
         embeddings: (n, 2048) float32 or float16, L2-normalised; None without an embedder.
         failures: (image id, reason) of images that could not be decoded.
         sizes: image id -> full-size upright (width, height) of each inferred image.
+        class_scores: per detection, stored class name -> score (see ``ImageDetections``), None
+            for a box without per-class scores; None altogether when no box has them.
     """
 
     image_ids: list[int]
@@ -104,6 +106,7 @@ class BatchResult:
     embeddings: np.ndarray | None
     failures: list[tuple[int, str]]
     sizes: dict[int, tuple[int, int]]
+    class_scores: list[dict[str, float] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -313,4 +316,5 @@ def _assemble(
         embeddings=embeddings,
         failures=failures,
         sizes={i: (p.image.width, p.image.height) for i, p in zip(ids, prepared, strict=True)},
+        class_scores=[s for d in dets for s in (d.class_scores or [None] * len(d))],
     )

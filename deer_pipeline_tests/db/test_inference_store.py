@@ -13,8 +13,11 @@ class _Embedder:
     model_version = "emb-test"
 
 
-def _batch(image_ids, boxes_per_image, seed, shift=0.0):
-    """A batch with ``boxes_per_image[i]`` boxes on ``image_ids[i]`` and random unit vectors."""
+def _batch(image_ids, boxes_per_image, seed, shift=0.0, scores=True):
+    """A batch with ``boxes_per_image[i]`` boxes on ``image_ids[i]`` and random unit vectors.
+
+    Each box has random per-class scores whose argmax is its class (none with ``scores=False``).
+    """
     counts = np.asarray(boxes_per_image)
     det_image = np.repeat(np.asarray(image_ids, np.int64), counts)
     det_index = np.concatenate([np.arange(c) for c in counts]).astype(np.int32)
@@ -23,16 +26,19 @@ def _batch(image_ids, boxes_per_image, seed, shift=0.0):
     vec /= np.linalg.norm(vec, axis=1, keepdims=True)
     x1 = np.arange(n, dtype=np.float32) * 10 + shift
     boxes = np.stack([x1, x1, x1 + 5, x1 + 5], 1)
+    raw = np.round(np.random.default_rng(seed + 100).uniform(0, 1, (n, 3)), 4)
+    class_scores = [dict(zip(("doe", "fawn", "buck"), map(float, r), strict=True)) for r in raw]
     return BatchResult(
         image_ids=list(image_ids),
         det_image_id=det_image,
         det_index=det_index,
-        class_name=["doe"] * n,
-        confidence=np.full(n, 0.5, np.float32),
+        class_name=[max(c, key=c.get) for c in class_scores],
+        confidence=raw.max(axis=1).astype(np.float32),
         boxes=boxes,
         embeddings=vec.astype(np.float16),
         failures=[],
         sizes={},
+        class_scores=class_scores if scores else None,
     )
 
 
@@ -54,23 +60,39 @@ def store(clean_db):
 def _stored(conn):
     with conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT d.id, d.image_id, d.det_index, d.x1, e.embedding::vector::real[]"
+            "SELECT d.id, d.image_id, d.det_index, d.x1, e.embedding::vector::real[],"
+            " d.class_name, d.confidence, d.class_scores"
             " FROM detections d LEFT JOIN embeddings e ON e.detection_id = d.id ORDER BY d.id"
         )
         return cur.fetchall()
 
 
-def _check(rows, batches):
-    """Stored rows hold exactly the batches' boxes and vectors, one row per key."""
+def _check(rows, batches, detections=True):
+    """Stored rows hold exactly the batches' vectors and (``detections``) boxes and classes."""
     want = {}
     for b in batches:
         for k in range(len(b.boxes)):
-            want[(int(b.det_image_id[k]), int(b.det_index[k]))] = (b.boxes[k, 0], b.embeddings[k])
+            scores = b.class_scores[k] if b.class_scores else None
+            want[(int(b.det_image_id[k]), int(b.det_index[k]))] = (
+                b.boxes[k, 0],
+                b.embeddings[k],
+                b.class_name[k],
+                b.confidence[k],
+                scores,
+            )
     assert len(rows) == len(want)
-    for _, image_id, det_index, x1, vec in rows:
-        x1_want, vec_want = want[(image_id, det_index)]
+    for _, image_id, det_index, x1, vec, name, conf, scores in rows:
+        x1_want, vec_want, name_want, conf_want, scores_want = want[(image_id, det_index)]
         assert x1 == pytest.approx(float(x1_want))
         np.testing.assert_array_equal(np.asarray(vec, np.float16), vec_want)
+        if not detections:
+            continue
+        assert (name, conf) == (name_want, pytest.approx(float(conf_want)))
+        assert scores == scores_want  # jsonb round trip: the same floats, or NULL
+        if scores is not None:  # sum-sensible: each in [0, 1], the stored class is the argmax
+            assert all(0 <= v <= 1 for v in scores.values())
+            assert max(scores.values()) == pytest.approx(float(conf_want))
+            assert max(scores, key=scores.get) == name
 
 
 def test_first_load_then_replace_keeps_ids_and_drops_vanished_boxes(store):
@@ -128,4 +150,19 @@ def test_embeddings_of_stored_detections_copy_then_upsert(store):
         batch = _batch(ids[:2], [2, 1], seed=seed)
         _, rows = write_all(conn, iter([batch]), "det-v1", False, _Embedder, stored_ids)
         assert rows == {"detections": 3, "embeddings": 3}
-        _check(_stored(conn), [batch])
+        _check(_stored(conn), [batch], detections=False)
+
+
+def test_class_scores_first_load_then_rerun_updates_them_and_keeps_ids(store):
+    conn, ids = store
+    first = [_batch(ids[:3], [2, 1, 1], seed=11, scores=False)]  # one-label rows: NULL scores
+    write_all(conn, iter(first), "det-v1", True, _Embedder, {})
+    loaded = _stored(conn)
+    _check(loaded, first)
+    assert all(r[7] is None for r in loaded)
+    again = [_batch(ids[:3], [2, 1, 1], seed=12)]  # the re-run brings per-class scores
+    write_all(conn, iter(again), "det-v1", True, _Embedder, {})
+    replaced = _stored(conn)
+    _check(replaced, again)
+    assert all(set(r[7]) == {"doe", "fawn", "buck"} for r in replaced)
+    assert [r[0] for r in replaced] == [r[0] for r in loaded]
