@@ -1,11 +1,14 @@
-"""Batched deer detection with an ultralytics model on pre-decoded arrays.
+"""Batched deer detection with an ultralytics model on pre-decoded arrays, on the model's device.
 
 ``YOLO.predict`` decodes, letterboxes and post-processes in the calling thread, one call at a
-time. Here the model is loaded once (fused, fp16 on CUDA), letterboxing is a separate thread-safe
-step that decode workers run, and inference takes whole batches. The steps are ultralytics' own
-(``LetterBox``, ``non_max_suppression``, ``scale_boxes``), so boxes match ``predict`` on the same
-pixels; they are then mapped from the (possibly reduced) decoded array to full-size upright pixels
-and clipped.
+time, on the host. Here the model is loaded once (fused, fp16 on CUDA); decode workers hand over
+ready uint8 tensors (pinned host memory on CUDA); each image is uploaded once, and letterboxing
+(ultralytics' ``LetterBox`` geometry, bilinear resize, grey padding), scaling to 0..1 and
+channels-last happen on the device, for the whole batch; NMS runs for the whole batch on the device
+too, and one copy per batch brings the kept boxes to the host. The same functions run on a CPU
+device. Boxes are mapped with ultralytics' ``scale_boxes`` to the (possibly reduced) decoded array
+and then to full-size upright pixels, and clipped; they match ``predict`` on the same pixels (the
+resize differs from OpenCV's by rounding only).
 
 NMS is class-agnostic by default (issue 12): the deer classes look alike, and per-class NMS left
 one animal with two boxes of different classes (phantom deer the identity step had to keep apart).
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from deer_pipeline.compat.ultralytics import import_ultralytics
 from deer_pipeline.vision.decode import DecodedImage
@@ -84,10 +88,36 @@ class ImageDetections:
 
 @dataclass
 class PreparedImage:
-    """A decoded image with its letterboxed detector input (HWC uint8 RGB; None: not needed)."""
+    """A decoded image with its pixels as a host tensor ready to upload.
+
+    Attributes:
+        image: the decoded image.
+        pixels: (h, w, 3) uint8 RGB tensor sharing or copying ``image.array`` (pinned memory when
+            the model is on CUDA); None when not needed.
+    """
 
     image: DecodedImage
-    letterboxed: np.ndarray | None
+    pixels: torch.Tensor | None
+
+
+def letterbox_geometry(height: int, width: int, imgsz: int, stride: int) -> tuple[int, ...]:
+    """Ultralytics' ``LetterBox(imgsz, auto=True, stride)`` geometry for one image.
+
+    Args:
+        height: source height.
+        width: source width.
+        imgsz: inference size (long side).
+        stride: model stride.
+
+    Returns:
+        (resized height, resized width, padded height, padded width, top, left).
+    """
+    r = min(imgsz / height, imgsz / width)
+    new_w, new_h = max(round(width * r), 1), max(round(height * r), 1)
+    dw, dh = (imgsz - new_w) % stride / 2, (imgsz - new_h) % stride / 2
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    return new_h, new_w, new_h + top + bottom, new_w + left + right, top, left
 
 
 class Detector:
@@ -103,7 +133,6 @@ class Detector:
             FileNotFoundError: the weights file does not exist.
         """
         import_ultralytics()  # offline, no analytics, Pillow's Image.open restored
-        from ultralytics.data.augment import LetterBox
         from ultralytics.nn.autobackend import AutoBackend
 
         if not os.path.isfile(config.weights):
@@ -125,7 +154,6 @@ class Detector:
         self.names: dict[int, str] = dict(self.model.names)
         stride = self.model.stride
         self.stride = int(max(stride)) if hasattr(stride, "__iter__") else int(stride)
-        self._letterbox = LetterBox(config.imgsz, auto=True, stride=self.stride)
         self._out_names = self._map_classes(config.class_map)
         self._keep = sorted(self._out_names)
         self._score_columns: dict[str, list[int]] = {}  # stored name -> detector classes
@@ -139,15 +167,26 @@ class Detector:
         return {i: class_map[n] for i, n in self.names.items() if class_map.get(n) is not None}
 
     def prepare(self, image: DecodedImage) -> PreparedImage:
-        """Letterbox a decoded image for the detector (CPU; safe to call from worker threads).
+        """Make a decoded image's host tensor (pinned on CUDA; safe to call from worker threads).
 
         Args:
             image: the decoded image.
 
         Returns:
-            The image with its detector input.
+            The image with its pixels ready to upload.
         """
-        return PreparedImage(image, self._letterbox(image=image.array))
+        pixels = torch.from_numpy(np.ascontiguousarray(image.array))
+        if self.device.type == "cuda":
+            pixels = pixels.pin_memory()
+        return PreparedImage(image, pixels)
+
+    def upload(self, item: PreparedImage) -> torch.Tensor:
+        """Upload one prepared image to the model's device (the only upload of its pixels).
+
+        Returns:
+            (3, h, w) uint8 on the device (a view of the HWC upload).
+        """
+        return item.pixels.to(self.device, non_blocking=True).permute(2, 0, 1)
 
     def detect(self, images: Sequence[DecodedImage]) -> list[ImageDetections]:
         """Detect on decoded images (letterboxes them first, in this thread).
@@ -170,28 +209,61 @@ class Detector:
         Returns:
             One result per image, in order.
         """
+        return self.detect_uploaded(items, [self.upload(it) for it in items])
+
+    @torch.inference_mode()
+    def detect_uploaded(
+        self, items: Sequence[PreparedImage], pixels: Sequence[torch.Tensor]
+    ) -> list[ImageDetections]:
+        """Detect on images already on the device (:meth:`upload`).
+
+        The pipeline keeps ``pixels`` for the re-ID crops.
+
+        Args:
+            items: prepared images.
+            pixels: their (3, h, w) uint8 device tensors.
+
+        Returns:
+            One result per image, in order.
+        """
         results: list[ImageDetections | None] = [None] * len(items)
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, item in enumerate(items):
-            groups.setdefault(item.letterboxed.shape, []).append(i)
+            h, w = item.image.array.shape[:2]
+            geometry = letterbox_geometry(h, w, self.config.imgsz, self.stride)
+            groups.setdefault(geometry[2:4], []).append(i)
         step = max(1, self.config.batch_size)
         for indices in groups.values():
             for start in range(0, len(indices), step):
                 chunk = indices[start : start + step]
-                outs = self._forward([items[i] for i in chunk])
+                outs = self._forward([items[i] for i in chunk], [pixels[i] for i in chunk])
                 for i, out in zip(chunk, outs, strict=True):
                     results[i] = out
         return results  # type: ignore[return-value]
 
-    def _forward(self, items: Sequence[PreparedImage]) -> list[ImageDetections]:
+    def _letterbox(self, pixels: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Letterbox uploaded images of one padded shape into a (b, 3, H, W) 0..1 batch."""
+        geo = [letterbox_geometry(*p.shape[1:], self.config.imgsz, self.stride) for p in pixels]
+        dtype = torch.float16 if self.half else torch.float32
+        x = torch.full((len(pixels), 3, *geo[0][2:4]), 114.0, dtype=dtype, device=self.device)
+        same: dict[tuple, list[int]] = {}  # one resize call per source size
+        for i, p in enumerate(pixels):
+            same.setdefault((*p.shape, *geo[i][:2]), []).append(i)
+        for (_, h, w, new_h, new_w), idx in same.items():
+            src = torch.stack([pixels[i] for i in idx]).float()
+            if (new_h, new_w) != (h, w):  # OpenCV's INTER_LINEAR, rounded back to 0..255 levels
+                src = F.interpolate(src, (new_h, new_w), mode="bilinear", align_corners=False)
+                src = src.round_().clamp_(0, 255)
+            top, left = geo[idx[0]][4:6]
+            x[idx, :, top : top + new_h, left : left + new_w] = src.to(dtype)
+        return x.div_(255).contiguous(memory_format=torch.channels_last)
+
+    def _forward(
+        self, items: Sequence[PreparedImage], pixels: Sequence[torch.Tensor]
+    ) -> list[ImageDetections]:
         from ultralytics.utils import nms, ops
 
-        batch = np.stack([it.letterboxed for it in items])
-        x = torch.from_numpy(batch)
-        if self.device.type == "cuda":
-            x = x.pin_memory().to(self.device, non_blocking=True)
-        x = x.permute(0, 3, 1, 2).contiguous()
-        x = (x.half() if self.half else x.float()).div_(255)
+        x = self._letterbox(pixels)
         preds = self.model(x)
         rows, counts, with_scores = self._suppress(preds, nms)
         out = []

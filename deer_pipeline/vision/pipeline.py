@@ -1,15 +1,19 @@
 """One streaming pass from image files to detections and embeddings, in bounded memory.
 
-Three things overlap: decode workers (a thread pool: Pillow, libjpeg and OpenCV release the GIL)
-read, decode and letterbox images ahead of the model; one inference thread detects and embeds batch
-after batch; the caller consumes finished batches (writes them to the database) while the next
-batch is inferred. Queues are bounded at every step, so at most a few batches of images are held at
-once whatever the size of the partition. Each stage's seconds are accumulated in
+Four things overlap: decode workers (a thread pool: Pillow, libjpeg and OpenCV release the GIL)
+read and decode images ahead of the models into ready uint8 tensors (pinned host memory on CUDA);
+a detection thread uploads each image once and detects batch after batch on the device; an
+embedding thread cuts the re-ID crops from the uploaded images on the device and embeds them, so
+batch N+1 is detected while batch N is embedded (on CUDA each thread has its own stream); the
+caller consumes finished batches (writes them to the database) meanwhile. Queues are bounded at
+every step, so at most a few batches of images are held at once whatever the size of the
+partition. Each stage's seconds are accumulated in
 :class:`StageTimes`, so the caller can report where the time went.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -20,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from deer_pipeline.vision.decode import DecodeError, decode_file
 from deer_pipeline.vision.detector import Detector, ImageDetections, PreparedImage
@@ -37,11 +42,13 @@ class StageTimes:
 
     Attributes:
         decode_s: worker seconds reading, decoding and letterboxing.
-        detect_s: inference-thread seconds in the detector (upload, forward, NMS).
-        embed_s: inference-thread seconds cutting crops and in the embedder.
-        wait_input_s: inference-thread seconds waiting for decoded images (decode too slow).
-        wait_output_s: inference-thread seconds waiting for the caller to take a batch (caller
+        detect_s: detection-thread seconds in the detector (upload, letterbox, forward, NMS).
+        embed_s: embedding-thread seconds cutting crops and in the embedder.
+        wait_input_s: detection-thread seconds waiting for decoded images (decode too slow).
+        wait_output_s: embedding-thread seconds waiting for the caller to take a batch (caller
             too slow, e.g. database writes).
+        wait_detect_s: embedding-thread seconds waiting for a detected batch (detection slower
+            than embedding).
         elapsed_s: wall seconds from the first request to the last batch handed over.
         images: images decoded and inferred.
         failed: images that could not be decoded.
@@ -53,6 +60,7 @@ class StageTimes:
     embed_s: float = 0.0
     wait_input_s: float = 0.0
     wait_output_s: float = 0.0
+    wait_detect_s: float = 0.0
     elapsed_s: float = 0.0
     images: int = 0
     failed: int = 0
@@ -72,7 +80,15 @@ class StageTimes:
 
     def as_dict(self) -> dict[str, float]:
         """Return the figures as a plain dict (for metadata and JSON)."""
-        keys = ("decode_s", "detect_s", "embed_s", "wait_input_s", "wait_output_s", "elapsed_s")
+        keys = (
+            "decode_s",
+            "detect_s",
+            "embed_s",
+            "wait_input_s",
+            "wait_output_s",
+            "wait_detect_s",
+            "elapsed_s",
+        )
         out: dict[str, float] = {k: round(getattr(self, k), 4) for k in keys}
         out.update(images=self.images, failed=self.failed, detections=self.detections)
         out["images_per_s"] = round(self.images_per_s, 3)
@@ -191,12 +207,20 @@ class InferencePipeline:
         """
         self.times = StageTimes()
         out: queue.Queue = queue.Queue(maxsize=1)
+        detected: queue.Queue = queue.Queue(maxsize=1)  # one batch between the two stages
         stop = threading.Event()
-        worker = threading.Thread(
-            target=self._infer_loop, args=(records, out, stop), name="deer-infer", daemon=True
-        )
+        workers = [
+            threading.Thread(
+                target=self._infer_loop, args=(records, detected, stop), name="deer-detect"
+            ),
+            threading.Thread(
+                target=self._embed_loop, args=(detected, out, stop), name="deer-embed"
+            ),
+        ]
         start = time.perf_counter()
-        worker.start()
+        for worker in workers:
+            worker.daemon = True
+            worker.start()
         try:
             while True:
                 item = out.get()
@@ -208,15 +232,18 @@ class InferencePipeline:
                 yield item
         finally:
             stop.set()
-            while worker.is_alive():  # unblock a pending put
-                try:
-                    out.get(timeout=0.05)
-                except queue.Empty:
-                    pass
-            worker.join()
+            for worker in workers:
+                while worker.is_alive():  # unblock a pending put
+                    for q in (out, detected):
+                        try:
+                            q.get_nowait()
+                        except queue.Empty:
+                            pass
+                    worker.join(timeout=0.05)
             self.times.elapsed_s = time.perf_counter() - start
 
     def _infer_loop(self, records, out: queue.Queue, stop: threading.Event) -> None:
+        """Detection stage: decode ahead in the pool, upload and detect batch after batch."""
         cfg = self.config
         depth = cfg.batch_size * (cfg.prefetch_batches + 1)
         try:
@@ -238,20 +265,31 @@ class InferencePipeline:
                     if not pending:
                         break
                     batch = [pending.popleft() for _ in range(min(cfg.batch_size, len(pending)))]
-                    result = self._infer_batch(batch)
-                    waited = time.perf_counter()
-                    while not stop.is_set():
-                        try:
-                            out.put(result, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    self.times.wait_output_s += time.perf_counter() - waited
+                    _put(out, self._detect_batch(batch), stop)
                 for _, future in pending:
                     future.cancel()
-            out.put(_DONE)
+            _put(out, _DONE, stop)
         except BaseException as exc:  # handed to the caller's thread and re-raised there
-            out.put(exc)
+            _put(out, exc, stop)
+
+    def _embed_loop(self, detected: queue.Queue, out: queue.Queue, stop: threading.Event) -> None:
+        """Embedding stage: crops and embeddings of each detected batch, then hand it over."""
+        try:
+            with _stream_for(self.embedder) as stream:
+                while not stop.is_set():
+                    waited = time.perf_counter()
+                    item = _get(detected, stop)
+                    self.times.wait_detect_s += time.perf_counter() - waited
+                    if item is None or item is _DONE or isinstance(item, BaseException):
+                        if item is not None:
+                            _put(out, item, stop)
+                        return
+                    result = self._embed_batch(item, stream)
+                    waited = time.perf_counter()
+                    _put(out, result, stop)
+                    self.times.wait_output_s += time.perf_counter() - waited
+        except BaseException as exc:
+            _put(out, exc, stop)
 
     def _decode(self, path: str | os.PathLike) -> PreparedImage:
         start = time.perf_counter()
@@ -263,7 +301,7 @@ class InferencePipeline:
         finally:
             self.times.add_decode(time.perf_counter() - start)
 
-    def _infer_batch(self, batch: list[tuple]) -> BatchResult:
+    def _detect_batch(self, batch: list[tuple]) -> tuple:
         waited = time.perf_counter()
         ready: list[tuple[int, PreparedImage]] = []
         given: list[np.ndarray] = []
@@ -277,23 +315,71 @@ class InferencePipeline:
             if boxes:
                 given.append(np.asarray(boxes[0], np.float32).reshape(-1, 4))
         self.times.wait_input_s += time.perf_counter() - waited
+        pixels = None
         if self.detector is not None:
             start = time.perf_counter()
-            dets = self.detector.detect_prepared([p for _, p in ready]) if ready else []
+            with _stream_for(self.detector):
+                prepared = [p for _, p in ready]
+                pixels = [self.detector.upload(p) for p in prepared]  # the one upload per image
+                dets = self.detector.detect_uploaded(prepared, pixels) if ready else []
             self.times.detect_s += time.perf_counter() - start
         else:
             dets = [ImageDetections(b, np.zeros(len(b), np.float32), [""] * len(b)) for b in given]
+        if self.embedder is None or self.embedder.device != getattr(self.detector, "device", None):
+            pixels = None  # crops are uploaded by the embedder itself
+        return ready, dets, pixels, failures
+
+    def _embed_batch(self, item: tuple, stream) -> BatchResult:
+        ready, dets, pixels, failures = item
         embeddings = None
         if self.embedder is not None:
             start = time.perf_counter()
+            if pixels is not None and stream is not None:
+                for p in pixels:  # made on the detection stream, read on this one
+                    p.record_stream(stream)
             embeddings = self.embedder.embed(
-                [(p.image, d.boxes) for (_, p), d in zip(ready, dets, strict=True)]
-            ).astype(self.config.embeddings_dtype, copy=False)
+                [(p.image, d.boxes) for (_, p), d in zip(ready, dets, strict=True)],
+                pixels,
+                self.config.embeddings_dtype,
+            )
             self.times.embed_s += time.perf_counter() - start
         self.times.images += len(ready)
         self.times.failed += len(failures)
         self.times.detections += sum(len(d) for d in dets)
         return _assemble([i for i, _ in ready], [p for _, p in ready], dets, embeddings, failures)
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> None:
+    """Put into a bounded queue, giving up once ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    """Take from a queue; None once ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def _stream_for(model):
+    """A CUDA stream of this thread's own for the model's device (nothing on the CPU)."""
+    device = getattr(model, "device", None)
+    if device is None or device.type != "cuda":
+        yield None
+        return
+    stream = torch.cuda.Stream(device)
+    with torch.cuda.stream(stream):
+        yield stream
+    stream.synchronize()
 
 
 def _assemble(

@@ -120,3 +120,32 @@ def test_imagenet_offline_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(EmbedderWeightsError, match="cannot be downloaded"):
         Embedder(EmbedderConfig("imagenet", device="cpu"))
+
+
+def test_embed_inputs_leaves_its_input_alone(embedder, items):
+    """The cosine-0.3 "fp16 loss": embed_inputs normalised a float32 input in place, so the second
+    embedding of the same crops (the fp32 reference) saw them normalised twice."""
+    crops = torch.cat([embedder.crops(im, b) for im, b in items])
+    before = crops.clone()
+    first = embedder.embed_inputs(crops)
+    assert torch.equal(crops, before)
+    np.testing.assert_array_equal(embedder.embed_inputs(crops), first)
+    half = embedder.embed_inputs(crops, dtype="float16")
+    assert half.dtype == np.float16
+    np.testing.assert_allclose(half, first, atol=1e-3)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_reduced_precision_matches_fp32_with_the_committed_backbone(precision, items):
+    """The same autocast path CUDA runs by default, on this CPU: the trained backbone holds."""
+    from deer_pipeline.config import DEFAULT_REID_WEIGHTS
+
+    fp32 = Embedder(EmbedderConfig(str(DEFAULT_REID_WEIGHTS), device="cpu", precision="fp32"))
+    low = Embedder(EmbedderConfig(str(DEFAULT_REID_WEIGHTS), device="cpu", precision=precision))
+    assert low.half and not fp32.half
+    crops = torch.cat([fp32.crops(im, b) for im, b in items])
+    want = fp32.embed_inputs(crops)
+    got = low.embed_inputs(crops)
+    assert np.sum(got * want, axis=1).min() >= 0.999
+    with pytest.raises(ValueError, match="precision"):
+        Embedder(EmbedderConfig("random", device="cpu", precision="fp8"))
