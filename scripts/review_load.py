@@ -86,7 +86,7 @@ def fill(conn, n_deer: int, n_sightings: int, seed: int = 0) -> None:
         cls = [SEXES[int(sex_of[animal_of[d - 1]])] for d in deer_ids]
         conf = rng.uniform(0.3, 0.99, n_sightings)
         scores = [
-            json.dumps(
+            (
                 {
                     c: round(float(conf[i]) if c == cls[i] else float(rng.uniform(0, 0.5)), 3)
                     for c in SEXES

@@ -72,7 +72,7 @@ SELECT n.id, true, s.deer_id FROM deer_not_same n
 _DOUBTFUL_CLASSES = """
 SELECT d.id, d.class_name, d.confidence, d.class_scores FROM detections d
  WHERE (d.class_scores IS NULL AND d.confidence < %(low)s)
-    OR (d.class_scores IS NOT NULL AND
+    OR (jsonb_typeof(d.class_scores) = 'object' AND
         (SELECT max(v::float) - COALESCE((SELECT v2::float FROM jsonb_each_text(d.class_scores)
                                           AS e2(k2, v2) ORDER BY v2::float DESC
                                           OFFSET 1 LIMIT 1), 0)
