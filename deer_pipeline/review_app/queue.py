@@ -67,16 +67,22 @@ SELECT n.id, true, s.deer_id FROM deer_not_same n
   JOIN sightings s ON s.detection_id = x.detection_id
 """
 
+# Detections whose class vote is doubtful (a property of the detection: computed once per set of
+# detections, then filtered by corrections and current sightings at each call).
 _DOUBTFUL_CLASSES = """
-SELECT d.id, s.deer_id, d.class_name, d.confidence, d.class_scores
-  FROM sightings s JOIN detections d ON d.id = s.detection_id
- WHERE NOT EXISTS (SELECT 1 FROM detection_corrections c WHERE c.detection_id = d.id)
-   AND ((d.class_scores IS NULL AND d.confidence < %(low)s)
-        OR (d.class_scores IS NOT NULL AND
-            (SELECT max(v::float) - COALESCE((SELECT v2::float FROM jsonb_each_text(d.class_scores)
-                                              AS e2(k2, v2) ORDER BY v2::float DESC
-                                              OFFSET 1 LIMIT 1), 0)
-               FROM jsonb_each_text(d.class_scores) AS e(k, v)) < %(margin)s))
+SELECT d.id, d.class_name, d.confidence, d.class_scores FROM detections d
+ WHERE (d.class_scores IS NULL AND d.confidence < %(low)s)
+    OR (jsonb_typeof(d.class_scores) = 'object' AND
+        (SELECT max(v::float) - COALESCE((SELECT v2::float FROM jsonb_each_text(d.class_scores)
+                                          AS e2(k2, v2) ORDER BY v2::float DESC
+                                          OFFSET 1 LIMIT 1), 0)
+           FROM jsonb_each_text(d.class_scores) AS e(k, v)) < %(margin)s)
+"""
+
+_OPEN_DOUBTS = """
+SELECT x.id, s.deer_id FROM unnest(%s::bigint[]) AS x(id)
+  JOIN sightings s ON s.detection_id = x.id
+ WHERE NOT EXISTS (SELECT 1 FROM detection_corrections c WHERE c.detection_id = x.id)
 """
 
 
@@ -159,6 +165,8 @@ class ProposalQueue:
         self._signature: dict[int, tuple] = {}
         self._pairs: dict[tuple[int, int], float] = {}
         self._shared_photo: set[tuple[int, int]] = set()
+        self._doubts: dict[int, tuple[str, float, dict | None]] = {}
+        self._detections_seen: tuple | None = None
 
     def refresh(self, cur) -> int:
         """Bring the neighbour pairs up to date with the deer table; return deer re-queried."""
@@ -247,9 +255,18 @@ class ProposalQueue:
         return out if limit is None else out[:limit]
 
     def _class_proposals(self, cur) -> list[Proposal]:
-        cur.execute(_DOUBTFUL_CLASSES, {"low": LOW_CONFIDENCE, "margin": CLASS_MARGIN})
+        cur.execute("SELECT count(*), max(id) FROM detections")
+        seen = cur.fetchone()
+        if seen != self._detections_seen:  # new or re-run detections: find the doubtful ones
+            cur.execute(_DOUBTFUL_CLASSES, {"low": LOW_CONFIDENCE, "margin": CLASS_MARGIN})
+            self._doubts = {r[0]: tuple(r[1:]) for r in cur.fetchall()}
+            self._detections_seen = seen
+        if not self._doubts:
+            return []
+        cur.execute(_OPEN_DOUBTS, (sorted(self._doubts),))
         out = []
-        for det, deer_id, class_name, confidence, votes in cur.fetchall():
+        for det, deer_id in cur.fetchall():
+            class_name, confidence, votes = self._doubts[det]
             margin = class_margin(votes)
             doubt = 1.0 - (margin if margin is not None else float(confidence))
             shown = votes or {class_name: round(float(confidence), 3)}
