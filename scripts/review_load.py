@@ -268,6 +268,8 @@ def main() -> int:
     line = proc.stdout.readline()
     url = f"http://127.0.0.1:{port}"
     while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"the review app exited with status {proc.returncode}")
         try:
             requests.get(url + "/", timeout=5)
             break

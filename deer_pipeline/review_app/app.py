@@ -100,10 +100,10 @@ class ReviewApp:
         """Close every pooled connection."""
         self.pool.closeall()
 
-    def proposals(self, cur, limit: int | None) -> list:
-        """The ranked proposals (the queue object is shared between request threads)."""
+    def proposals(self, cur, limit: int | None) -> tuple[list, int]:
+        """The best ``limit`` proposals and how many there are (the queue is shared)."""
         with self.queue_lock:
-            return self.queue.proposals(cur, limit=limit)
+            return self.queue.proposals(cur, limit=limit), self.queue.last_total
 
     # -- request checks -------------------------------------------------------------------
     def host_allowed(self, request: Request) -> bool:
@@ -146,7 +146,7 @@ def queue_page(request: Request) -> Response:
     app: ReviewApp = request.app.state.review
     at = max(0, _int(request.query_params.get("at"), 0))
     with app.connection() as conn, conn.cursor() as cur:
-        ranked = app.proposals(cur, limit=None)
+        ranked, total = app.proposals(cur, limit=at + 1)
         if at >= len(ranked) and ranked:
             at = len(ranked) - 1
         proposal = ranked[at] if ranked else None
@@ -165,7 +165,7 @@ def queue_page(request: Request) -> Response:
             "token": token,
             "tokens": tokens,
             "at": at,
-            "total": len(ranked),
+            "total": total,
             "classes": CORRECTION_CLASSES,
             "message": request.query_params.get("msg"),
             "history": history,

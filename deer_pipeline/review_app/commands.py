@@ -95,7 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
     observer.start()
     try:
         with review.connection() as conn, conn.cursor() as cur:
-            n = len(review.proposals(cur, limit=None))
+            n = review.proposals(cur, limit=1)[1]
             at_start = last_reviewed(cur)
         shown = f"[{args.host}]" if ":" in args.host else args.host
         print(f"Deer review: http://{shown}:{args.port}/ ({n} proposals)", flush=True)

@@ -17,6 +17,7 @@ load script all read the queue through ``ProposalQueue.proposals``.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 PAIR_FLOOR = 0.7  # pairs scoring at least this are proposed (tuned on worlds 11 and 21)
@@ -165,8 +166,11 @@ class ProposalQueue:
         self._signature: dict[int, tuple] = {}
         self._pairs: dict[tuple[int, int], float] = {}
         self._shared_photo: set[tuple[int, int]] = set()
-        self._doubts: dict[int, tuple[str, float, dict | None]] = {}
+        self._doubts: dict[int, tuple[str, float, dict]] = {}
         self._detections_seen: tuple | None = None
+        self._open: list | None = None
+        self._open_key: tuple | None = None
+        self.last_total = 0
 
     def refresh(self, cur) -> int:
         """Bring the neighbour pairs up to date with the deer table; return deer re-queried."""
@@ -220,66 +224,73 @@ class ProposalQueue:
         Args:
             cur: a cursor.
             skip: proposal keys to leave out (skipped in this session).
-            limit: return at most this many.
+            limit: return at most this many (``last_total`` says how many there are).
         """
-        self.refresh(cur)
+        changed = self.refresh(cur)
         skip = skip or set()
         blocked = self.not_same_pairs(cur)
-        out: list[Proposal] = []
+        entries: list[tuple] = []
         for (a, b), sim in self._pairs.items():
             if (a, b) in blocked:
                 continue
-            single = min(self._signature[a][3], self._signature[b][3]) <= 1
-            sexes = (self._signature[a][0], self._signature[b][0])
-            cross = "unknown" not in sexes and len(set(sexes)) > 1
+            sig_a, sig_b = self._signature[a], self._signature[b]
+            sexes = (sig_a[0], sig_b[0])
+            cross = "unknown" not in sexes and sexes[0] != sexes[1]
             score = sim - (CROSS_SEX_PENALTY if cross else 0.0)
-            if score < (self.single_floor if single else self.pair_floor):
-                continue
-            key = f"pair:{a}:{b}"
-            if key not in skip:
-                out.append(
-                    Proposal(
-                        "pair",
-                        key,
-                        score,
-                        a,
-                        b,
-                        similarity=sim,
-                        sexes=sexes,
-                        shared_photos=(a, b) in self._shared_photo,
-                    )
-                )
+            floor = self.single_floor if min(sig_a[3], sig_b[3]) <= 1 else self.pair_floor
+            if score >= floor:
+                entries.append((-score, f"pair:{a}:{b}", a, b, sim, sexes))
         if self.classes:
-            out.extend(p for p in self._class_proposals(cur) if p.key not in skip)
-        out.sort(key=lambda p: (-p.score, p.key))
-        return out if limit is None else out[:limit]
+            for det, deer_id in self._open_doubts(cur, changed):
+                entries.append((-self._doubts[det][1], f"class:{det}", deer_id, None, None, det))
+        if skip:
+            entries = [e for e in entries if e[1] not in skip]
+        self.last_total = len(entries)
+        top = heapq.nsmallest(limit, entries) if limit is not None else sorted(entries)
+        return [self._proposal(e) for e in top]
 
-    def _class_proposals(self, cur) -> list[Proposal]:
-        cur.execute("SELECT count(*), max(id) FROM detections")
-        seen = cur.fetchone()
-        if seen != self._detections_seen:  # new or re-run detections: find the doubtful ones
-            cur.execute(_DOUBTFUL_CLASSES, {"low": LOW_CONFIDENCE, "margin": CLASS_MARGIN})
-            self._doubts = {r[0]: tuple(r[1:]) for r in cur.fetchall()}
-            self._detections_seen = seen
-        if not self._doubts:
-            return []
-        cur.execute(_OPEN_DOUBTS, (sorted(self._doubts),))
-        out = []
-        for det, deer_id in cur.fetchall():
-            class_name, confidence, votes = self._doubts[det]
-            margin = class_margin(votes)
-            doubt = 1.0 - (margin if margin is not None else float(confidence))
-            shown = votes or {class_name: round(float(confidence), 3)}
-            out.append(
-                Proposal(
-                    "class",
-                    f"class:{det}",
-                    # between the surest pairs and the rest: a wrong sex blocks merges
-                    0.5 + 0.4 * doubt,
-                    deer_id,
-                    detection=det,
-                    class_name=class_name,
-                    votes={k: shown[k] for k in sorted(shown, key=lambda c: -float(shown[c]))},
-                )
+    def _proposal(self, entry: tuple) -> Proposal:
+        score, key, left, right, sim, extra = entry
+        if right is None:
+            class_name, _, votes = self._doubts[extra]
+            return Proposal(
+                "class", key, -score, left, detection=extra, class_name=class_name, votes=votes
             )
-        return out
+        return Proposal(
+            "pair",
+            key,
+            -score,
+            left,
+            right,
+            similarity=sim,
+            sexes=extra,
+            shared_photos=(left, right) in self._shared_photo,
+        )
+
+    def _open_doubts(self, cur, changed: int) -> list[tuple[int, int]]:
+        """(detection, deer) of doubtful detections not corrected yet, cached between decisions."""
+        cur.execute("SELECT count(*), max(id) FROM detections")
+        detections_seen = cur.fetchone()
+        cur.execute("SELECT max(id) FROM review_log")
+        log_seen = cur.fetchone()[0]
+        if detections_seen != self._detections_seen:  # new or re-run detections
+            cur.execute(_DOUBTFUL_CLASSES, {"low": LOW_CONFIDENCE, "margin": CLASS_MARGIN})
+            self._doubts = {}
+            for det, class_name, confidence, votes in cur.fetchall():
+                margin = class_margin(votes)
+                doubt = 1.0 - (margin if margin is not None else float(confidence))
+                shown = votes or {class_name: round(float(confidence), 3)}
+                ordered = {k: shown[k] for k in sorted(shown, key=lambda c: -float(shown[c]))}
+                # between the surest pairs and the rest: a wrong sex blocks merges
+                self._doubts[det] = (class_name, 0.5 + 0.4 * doubt, ordered)
+            self._detections_seen = detections_seen
+            self._open = None
+        key = (log_seen, detections_seen)
+        if changed or self._open is None or self._open_key != key:
+            if self._doubts:
+                cur.execute(_OPEN_DOUBTS, (sorted(self._doubts),))
+                self._open = cur.fetchall()
+            else:
+                self._open = []
+            self._open_key = key
+        return self._open
