@@ -36,7 +36,9 @@ def daemon_instance(db_urls, tmp_path_factory):
     import dagster as dg
 
     from deer_pipeline.commands.dev import stop_process_tree
+    from deer_pipeline.compat.dagster import initialize_pools
     from deer_pipeline.db.connect import connect, sqlalchemy_url, with_database
+    from deer_pipeline.pools import POOLS
 
     name = f"dagster_pools_{uuid.uuid4().hex[:8]}"
     admin = connect(db_urls.dagster, autocommit=True)
@@ -57,6 +59,8 @@ def daemon_instance(db_urls, tmp_path_factory):
     env = {"DAGSTER_HOME": str(home)}
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
+    with dg.DagsterInstance.get() as fresh:  # as deer-pipeline dev does before the daemon starts
+        assert initialize_pools(fresh, POOLS) == list(POOLS)
     log = (home / "daemon.log").open("wb")
     daemon = subprocess.Popen(
         [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(workspace)],
@@ -230,3 +234,16 @@ def test_killed_run_frees_its_gpu_slot(daemon_instance, submit):
         f"{freed_s:.1f} s (bound {bound_s} s), waiting run's GPU step started {waited_s:.1f} s "
         "after the kill"
     )
+
+
+def test_upstream_pool_limit_race_is_still_there(daemon_instance):
+    """Why ``compat.dagster.initialize_pools`` exists: creating an existing pool's limit again
+    fails on PostgreSQL (INSERT, unique violation, then UPDATE in the aborted transaction), as the
+    loser of two racing runs does. When this stops raising, upstream fixed it: drop the shim."""
+    import sqlalchemy.exc
+
+    from deer_pipeline.pools import GPU_POOL
+
+    instance, _ = daemon_instance
+    with pytest.raises(sqlalchemy.exc.InternalError, match="current transaction is aborted"):
+        instance.event_log_storage.initialize_concurrency_limit_to_default(GPU_POOL)

@@ -80,12 +80,24 @@ def stop_process_tree(proc: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> 
     proc.wait()
 
 
+def _initialize_pools() -> None:
+    """Create the instance's pool limits before the daemon can start runs that race for them."""
+    import dagster as dg
+
+    from deer_pipeline.compat.dagster import initialize_pools
+    from deer_pipeline.pools import POOLS
+
+    with dg.DagsterInstance.get() as instance:
+        initialize_pools(instance, POOLS)
+
+
 def dev_command(args: argparse.Namespace) -> int:
     """Start the database and ``dagster dev``; stop everything on Ctrl-C or SIGTERM."""
     from deer_pipeline.config import database_url_override
     from deer_pipeline.instance import WORKSPACE_YAML, prepare_environment
 
     prepare_environment()
+    _initialize_pools()
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     cmd = [dagster, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(WORKSPACE_YAML)]
     proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_restore_signals)

@@ -20,6 +20,13 @@
    materialization as its ``dagster/code_version`` tag, and merges a ``MaterializeResult``'s own
    tags over the ones it computes (``execute_step._get_output_asset_events``), so
    :func:`code_version_tags` records the version of what really ran.
+5. **Two runs racing to create a pool's limit.** A pool's limit row is created by the first run
+   that claims a slot (``initialize_concurrency_limit_to_default``): INSERT, and on a unique
+   violation an UPDATE in the same transaction. On PostgreSQL the failed INSERT aborts the
+   transaction, so the loser's UPDATE fails ("current transaction is aborted") and its run fails.
+   Seen here when the daemon started two or three runs at once on a fresh instance (the pool
+   test, the sensor test). :func:`initialize_pools` creates the rows of our pools one after
+   another before the daemon starts runs.
 """
 
 from __future__ import annotations
@@ -94,3 +101,20 @@ CODE_VERSION_TAG = "dagster/code_version"
 def code_version_tags(code_version: str) -> dict[str, str]:
     """Tags for a ``MaterializeResult`` recording ``code_version`` as its code version."""
     return {CODE_VERSION_TAG: code_version}
+
+
+def initialize_pools(instance: dg.DagsterInstance, pools: tuple[str, ...]) -> list[str]:
+    """Create the limit rows of ``pools`` that do not exist yet, one at a time (see item 5).
+
+    Args:
+        instance: the Dagster instance the daemon will serve.
+        pools: pool names (``deer_pipeline.pools.POOLS``).
+
+    Returns:
+        The pools whose rows were created now.
+    """
+    storage = instance.event_log_storage
+    created = [pool for pool in pools if pool not in storage.get_concurrency_keys()]
+    for pool in created:
+        storage.initialize_concurrency_limit_to_default(pool)
+    return created

@@ -15,6 +15,7 @@ from deer_pipeline.jobs import PIPELINE_JOB
 from deer_pipeline.partitions import camera_locations
 from deer_pipeline.resources.database import DatabaseResource
 from deer_pipeline.resources.images import ImageRootResource
+from deer_pipeline.resources.models import EmbedderResource
 from deer_pipeline_tests.reid.builders import Scene, animal, view, walk
 
 
@@ -62,7 +63,11 @@ def test_deer_identities_materializes_with_quality_and_gallery(clean_db, tmp_pat
         [deer_identities],
         partition_key="Oak",
         instance=instance,
-        resources={"database": DatabaseResource(), "image_root": ImageRootResource(root=str(root))},
+        resources={
+            "database": DatabaseResource(),
+            "image_root": ImageRootResource(root=str(root)),
+            "embedder": EmbedderResource(),  # its version, not its model: nothing is loaded
+        },
         run_config={"ops": {"deer_identities": {"config": {"match_threshold": 0.7}}}},
     )
     assert result.success
