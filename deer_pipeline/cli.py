@@ -2,7 +2,8 @@
 
 Sub-commands live in small modules that register themselves here; each is imported when the CLI
 starts but imports its heavy dependencies (Dagster, torch) only when it runs, so the Dagster-free
-commands (``demo-data``, ``train-detector``) work on a machine without Dagster or PostgreSQL.
+commands (``demo-data``, ``train-detector``, added by the workshop plugin, see ``plugins.py``)
+work on a machine without Dagster or PostgreSQL.
 A ``DeerError`` is printed as one line with exit status 2, never as a traceback.
 """
 
@@ -13,13 +14,13 @@ import importlib
 import sys
 
 from deer_pipeline.errors import DeerError
+from deer_pipeline.plugins import command_modules
 
 COMMAND_MODULES = [
     "deer_pipeline.commands.db",
     "deer_pipeline.commands.dev",
     "deer_pipeline.commands.run",
     "deer_pipeline.commands.bench",
-    "deer_pipeline.synthetic.commands",
     "deer_pipeline.reid.commands",
     "deer_pipeline.exports.commands",
     "deer_pipeline.commands.imports",
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Trail-camera photos to detections, embeddings and individual deer.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in [*COMMAND_MODULES, *command_modules()]:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from deer_pipeline.config import DEFAULT_DETECTOR_WEIGHTS, DEFAULT_REID_WEIGHTS
 
-GROUND_TRUTH = "ground_truth.json"  # as deer_pipeline.synthetic.dataset writes it
+GROUND_TRUTH = "ground_truth.json"  # as deer_workshop.synthetic.dataset writes it
 _WORLD_KEYS = ("images", "seed", "locations", "individuals")
 
 

@@ -36,7 +36,7 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def image_paths(tmp_path_factory):
-    from deer_pipeline.synthetic import generate_dataset
+    from deer_workshop.synthetic import generate_dataset
 
     out = tmp_path_factory.mktemp("cuda_images")
     generate_dataset(out, images=16, locations=1, seed=5, width=1920, height=1080)

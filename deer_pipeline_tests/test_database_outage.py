@@ -17,7 +17,7 @@ IMAGES = 24
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from deer_pipeline.synthetic import generate_dataset
+    from deer_workshop.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("outage_world")
     generate_dataset(root, images=IMAGES, locations=1, seed=5, width=960, height=540, workers=2)

@@ -17,7 +17,7 @@ SELECT = "key:raw_images or key:detections or key:embeddings"
 
 @pytest.fixture(scope="module")
 def synthetic_world(tmp_path_factory):
-    from deer_pipeline.synthetic import generate_dataset
+    from deer_workshop.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("demo_world")
     generate_dataset(root, images=4, locations=1, seed=5, width=960, height=540, workers=2)

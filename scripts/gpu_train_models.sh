@@ -8,7 +8,7 @@
 # train.log (both logs). Copies of the weights stay in $KEEP (default /tmp/deer_models) so a later
 # command on the same machine (scripts/gpu_check.sh) can use them. On the project machine:
 #   cp OUT/deer_detector_demo.* models/
-#   python -m deer_pipeline.reid.train join OUT/reid models/deer_reid_resnet50.pt
+#   python -m deer_workshop.reid_training.train join OUT/reid models/deer_reid_resnet50.pt
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if ls .whl/*.whl >/dev/null 2>&1; then

@@ -27,7 +27,7 @@ MODEL_OUT="${MODEL_OUT:-models/deer_detector_demo.pt}"
 METRICS="${MODEL_OUT%.pt}.json"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export YOLO_OFFLINE=1  # ultralytics: no DNS probe, no downloads, no analytics
-CMD=("$PY" -m deer_pipeline.synthetic.commands)
+CMD=("$PY" -m deer_workshop.synthetic.commands)
 start=$SECONDS
 
 rm -rf "$WORK"

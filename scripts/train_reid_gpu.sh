@@ -5,7 +5,7 @@
 #   deer_reid_resnet50.json          held-out metrics, chosen match threshold, SHA-256 of the weights
 #   train_reid.log                   the console log
 # Then, on the project machine:
-#   python -m deer_pipeline.reid.train join <folder with the parts> models/deer_reid_resnet50.pt
+#   python -m deer_workshop.reid_training.train join <folder with the parts> models/deer_reid_resnet50.pt
 # which checks the SHA-256 and puts deer_reid_resnet50.json (the threshold) next to the weights.
 #
 # Needs only Python with torch, torchvision, numpy and Pillow (no Dagster, psycopg2, ultralytics).
@@ -13,7 +13,7 @@
 # TRAIN_SECONDS of training (default 180: 70% at 128 px, then 224 px), a held-out world of 1,500
 # images. Expected on one H100 or H200 with 16 cores, alone on the GPU: about 1.5 min of worlds and
 # crops, the training, under a minute of evaluation: about 4.5-5 minutes in all.
-# Extra arguments go to `python -m deer_pipeline.reid.train run` (see --help).
+# Extra arguments go to `python -m deer_workshop.reid_training.train run` (see --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -27,9 +27,9 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 import torch, torchvision
 print("torch", torch.__version__, "torchvision", torchvision.__version__,
       "cuda", torch.cuda.is_available())
-import deer_pipeline.reid.train, deer_pipeline.reid.train_eval, deer_pipeline.synthetic  # noqa
+import deer_workshop.reid_training.train, deer_workshop.reid_training.train_eval, deer_workshop.synthetic  # noqa
 import deer_pipeline.vision.embedder  # noqa: fail fast on a missing module
 PYEOF
-"$PY" -m deer_pipeline.reid.train run --out "$OUT" --work "$WORK" --workers "${WORKERS:-16}" \
+"$PY" -m deer_workshop.reid_training.train run --out "$OUT" --work "$WORK" --workers "${WORKERS:-16}" \
     --train-seconds "${TRAIN_SECONDS:-180}" "$@" 2>&1 | tee "$OUT/train_reid.log"
 ls -l "$OUT"

@@ -61,7 +61,7 @@ class BenchSample:
 
 def ensure_sample(cache: Path, sample: BenchSample) -> list[Path]:
     """Generate the sample once under ``cache`` (reused by later runs) and return its files."""
-    from deer_pipeline.synthetic import generate_dataset
+    from deer_pipeline.plugins import generate_dataset
 
     root = cache / f"bench-{sample.images}-{sample.width}x{sample.height}-s{sample.seed}"
     if not (root / "ground_truth.json").exists():

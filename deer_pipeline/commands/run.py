@@ -76,7 +76,7 @@ def ensure_demo_images(user_image_root: str | None, images: int) -> None:
     root = image_root()
     if user_image_root or (root / "ground_truth.json").exists():
         return
-    from deer_pipeline.synthetic import generate_dataset
+    from deer_pipeline.plugins import generate_dataset
 
     print(f"DEER_IMAGE_ROOT is unset: generating a synthetic demo set in {root}")
     generate_dataset(root, images=images, locations=DEMO_LOCATIONS, seed=7)

@@ -26,8 +26,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from psycopg2.extras import Json, execute_values
-
 from deer_pipeline.errors import DeerError
 from deer_pipeline.vocabulary import DEER_CLASSES
 
@@ -241,6 +239,8 @@ def store_results(conn, parsed: ParsedResults, model_version: str, image_root: P
     Raises:
         DeerError: no image of the file matches an ``ok`` image in the database.
     """
+    from psycopg2.extras import Json, execute_values  # lazily: the CLI starts without psycopg2
+
     with conn, conn.cursor() as cur:
         matched, duplicates = _match(cur, list(parsed.boxes), image_root)
         if parsed.boxes and not matched:

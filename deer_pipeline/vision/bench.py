@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     workers = args.workers or default_decode_workers()
 
-    from deer_pipeline.synthetic import generate_dataset
+    from deer_pipeline.plugins import generate_dataset
 
     data = out / "images"
     if not (data / "ground_truth.json").exists():

@@ -17,8 +17,8 @@ from deer_pipeline.resources.models import DetectorResource, EmbedderResource
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Six small synthetic frames of one location, and the weights to use."""
-    from deer_pipeline.synthetic import generate_dataset
     from deer_pipeline.vision.untrained import save_untrained_detector
+    from deer_workshop.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("inference_world")
     generate_dataset(root, images=6, locations=1, seed=11, width=960, height=540, workers=2)

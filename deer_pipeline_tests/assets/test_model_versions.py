@@ -23,8 +23,8 @@ from deer_pipeline.vision.runtime import file_version
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Four small synthetic frames of one location, and a second detector's weights."""
-    from deer_pipeline.synthetic import generate_dataset
     from deer_pipeline.vision.untrained import save_untrained_detector
+    from deer_workshop.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("versions_world")
     generate_dataset(root, images=4, locations=1, seed=12, width=640, height=360, workers=1)

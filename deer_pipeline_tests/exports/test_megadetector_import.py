@@ -26,7 +26,7 @@ from deer_pipeline.resources.models import DetectorResource, EmbedderResource
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from deer_pipeline.synthetic import generate_dataset
+    from deer_workshop.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("import_world")
     generate_dataset(root, images=6, locations=1, seed=5, width=960, height=540, workers=2)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from deer_pipeline.reid.train import main
-from deer_pipeline.reid.train_data import PKSampler, augment
-from deer_pipeline.reid.train_eval import EvalSet, cluster, clustering_sweep, retrieval
-from deer_pipeline.reid.train_model import CosFace, batch_hard_triplet
-from deer_pipeline.reid.weights import join_parts, write_parts
+from deer_workshop.reid_training.train import main
+from deer_workshop.reid_training.train_data import PKSampler, augment
+from deer_workshop.reid_training.train_eval import EvalSet, cluster, clustering_sweep, retrieval
+from deer_workshop.reid_training.train_model import CosFace, batch_hard_triplet
+from deer_workshop.reid_training.weights import join_parts, write_parts
 
 
 def test_losses():
@@ -114,7 +114,7 @@ def test_tiny_cpu_run_writes_weights_the_embedder_loads(tmp_path):
     ]
     code = (
         "import sys\nfor m in ('dagster', 'psycopg2', 'ultralytics'): sys.modules[m] = None\n"
-        "from deer_pipeline.reid.train import main\nsys.exit(main(sys.argv[1:]))\n"
+        "from deer_workshop.reid_training.train import main\nsys.exit(main(sys.argv[1:]))\n"
     )
     subprocess.run([sys.executable, "-c", code, *args], check=True)
     meta = json.loads((out / "deer_reid_resnet50.json").read_text())

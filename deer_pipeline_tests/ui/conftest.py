@@ -79,7 +79,7 @@ class DevServer:
 @pytest.fixture(scope="module")
 def ui_image_root(tmp_path_factory):
     """A small writable synthetic image root: two camera locations of 640x360 frames."""
-    from deer_pipeline.synthetic import generate_dataset
+    from deer_workshop.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("ui_images") / "images"
     generate_dataset(root, images=16, locations=2, seed=5, width=640, height=360, workers=1)

@@ -51,7 +51,7 @@ def _wait_initial_runs(url: str, locations: int, timeout_s: float = 300) -> None
 
 def test_new_folder_becomes_partition_and_successful_run(dev_server, ui_image_root, tmp_path):
     from deer_pipeline.ingest.locations import discover_locations
-    from deer_pipeline.synthetic import generate_dataset
+    from deer_workshop.synthetic import generate_dataset
 
     _wait_initial_runs(dev_server.url, len(discover_locations(ui_image_root)))
     generate_dataset(

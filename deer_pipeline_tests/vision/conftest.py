@@ -33,7 +33,7 @@ def backbone_weights(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory) -> Path:
-    from deer_pipeline.synthetic import generate_dataset
+    from deer_workshop.synthetic import generate_dataset
 
     out = tmp_path_factory.mktemp("synthetic")
     generate_dataset(out, images=8, locations=1, seed=3, width=1920, height=1080, workers=2)

@@ -146,7 +146,7 @@ def test_one_box_per_animal_on_the_demo_world(tmp_path_factory):
     """The committed detector on a demo-like world (seed 7, as ``run``'s demo): no two boxes of one
     image at IoU >= 0.7, where per-class NMS leaves such pairs (issue 12's phantom deer)."""
     from deer_pipeline.config import DEFAULT_DETECTOR_WEIGHTS
-    from deer_pipeline.synthetic import generate_dataset
+    from deer_workshop.synthetic import generate_dataset
 
     out = tmp_path_factory.mktemp("demo_world")
     generate_dataset(out, images=48, locations=3, seed=7, workers=2)

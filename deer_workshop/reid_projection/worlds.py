@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deer_pipeline.reid.train_data import keep_box
+from deer_workshop.reid_training.train_data import keep_box
 
 CACHE_VERSION = 1
 
@@ -164,7 +164,7 @@ def build_world(
         work: where the JPEGs are written (default ``cache/images_<seed>``).
         keep_images: keep the JPEGs after embedding (they take about 0.35 MB each).
     """
-    from deer_pipeline.synthetic.dataset import generate_dataset
+    from deer_workshop.synthetic.dataset import generate_dataset
 
     target = cache_path(cache, seed)
     if target.exists():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from deer_pipeline.config import DEFAULT_DETECTOR_WEIGHTS
-from deer_pipeline.synthetic.train_detector import README_LABEL, ci_holdout_map50
+from deer_workshop.synthetic.train_detector import README_LABEL, ci_holdout_map50
 
 README = DEFAULT_DETECTOR_WEIGHTS.parent / "README.md"
 

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from deer_pipeline.compat.ultralytics import offline_yolo
-from deer_pipeline.synthetic.dataset import generate_dataset
-from deer_pipeline.synthetic.yolo_dataset import CLASS_NAMES, build_yolo_dataset, load_ground_truth
+from deer_workshop.synthetic.dataset import generate_dataset
+from deer_workshop.synthetic.yolo_dataset import CLASS_NAMES, build_yolo_dataset, load_ground_truth
 
 # The CI check of the committed model: this held-out world, scored at CI_IMGSZ with CI_BATCH.
 CI_HOLDOUT = {"images": 48, "locations": 3, "seed": 90210, "width": 1280, "height": 720}
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m deer_pipeline.synthetic.train_detector",
+        prog="python -m deer_workshop.synthetic.train_detector",
         description="Score weights with the fixed CI held-out protocol of test_demo_model.py.",
     )
     parser.add_argument("weights", nargs="?", default="models/deer_detector_demo.pt")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from deer_pipeline.synthetic import GROUND_TRUTH, generate_dataset
+from deer_workshop.synthetic import GROUND_TRUTH, generate_dataset
 
 SMALL = {"images": 160, "locations": 3, "seed": 7, "width": 320, "height": 180}
 

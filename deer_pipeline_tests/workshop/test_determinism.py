@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from deer_pipeline.synthetic import generate_dataset
+from deer_workshop.synthetic import generate_dataset
 
 
 def _hashes(root):

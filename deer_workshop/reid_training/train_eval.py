@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from deer_pipeline.reid.metrics import bcubed
-from deer_pipeline.reid.train_data import keep_box
+from deer_workshop.reid_training.train_data import keep_box
 
 TARGET_PRECISION = 0.95
 THRESHOLDS = tuple(round(t, 3) for t in np.arange(0.40, 0.985, 0.02))

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet50
 
-from deer_pipeline.reid.train_data import CropSet, PKSampler, augment
+from deer_workshop.reid_training.train_data import CropSet, PKSampler, augment
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -15,10 +15,10 @@ from datetime import datetime
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from deer_pipeline.synthetic.deer import render_deer
-from deer_pipeline.synthetic.occluders import Occluder
-from deer_pipeline.synthetic.scene import Scene
-from deer_pipeline.synthetic.world import World
+from deer_workshop.synthetic.deer import render_deer
+from deer_workshop.synthetic.occluders import Occluder
+from deer_workshop.synthetic.scene import Scene
+from deer_workshop.synthetic.world import World
 
 VISIBLE_ALPHA = 0.5  # a pixel belongs to a deer's box when its visible alpha is at least this
 MIN_VISIBLE = 0.12  # draw a deer only when this share of it is visible

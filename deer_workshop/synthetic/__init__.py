@@ -4,6 +4,6 @@ Only numpy and Pillow are needed to generate data (no Dagster, no SQL); ultralyt
 only by the training and evaluation modules, lazily.
 """
 
-from deer_pipeline.synthetic.dataset import GROUND_TRUTH, generate_dataset
+from deer_workshop.synthetic.dataset import GROUND_TRUTH, generate_dataset
 
 __all__ = ["GROUND_TRUTH", "generate_dataset"]

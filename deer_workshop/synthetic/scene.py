@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from deer_pipeline.synthetic.occluders import Occluder, blade, paint_occluders
-from deer_pipeline.synthetic.world import Location
+from deer_workshop.synthetic.occluders import Occluder, blade, paint_occluders
+from deer_workshop.synthetic.world import Location
 
 PALETTES = {
     # sky top, sky horizon, tree line, ground far, ground near, grass, bark

@@ -10,7 +10,7 @@ remote GPU box (``join`` puts them back together and checks the SHA-256), plus a
 held-out evaluation and the matching threshold the pipeline should use.
 
 Runs where only torch, torchvision, numpy and Pillow exist (no Dagster, psycopg2, ultralytics):
-``python -m deer_pipeline.reid.train run --out OUT`` and ``... join OUT models/...pt``.
+``python -m deer_workshop.reid_training.train run --out OUT`` and ``... join OUT models/...pt``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,18 @@ from pathlib import Path
 
 import torch
 
-from deer_pipeline.reid.train_data import STORE_MARGIN, load_crops
-from deer_pipeline.reid.train_model import train_backbone
-from deer_pipeline.reid.weights import WEIGHTS_NAME, fp16_state_bytes, join_parts, write_parts
+from deer_workshop.reid_training.train_data import STORE_MARGIN, load_crops
+from deer_workshop.reid_training.train_model import train_backbone
+from deer_workshop.reid_training.weights import (
+    WEIGHTS_NAME,
+    fp16_state_bytes,
+    join_parts,
+    write_parts,
+)
 
 
 def _worlds(args, work: Path, log) -> tuple[list[Path], Path]:
-    from deer_pipeline.synthetic import generate_dataset
+    from deer_workshop.synthetic import generate_dataset
 
     roots = []
     plan = [
@@ -57,7 +62,7 @@ def _worlds(args, work: Path, log) -> tuple[list[Path], Path]:
 
 def run(args) -> dict:
     """Generate worlds, train, evaluate on the held-out world, write parts and the JSON."""
-    from deer_pipeline.reid.train_eval import clustering_sweep, embed_world, retrieval
+    from deer_workshop.reid_training.train_eval import clustering_sweep, embed_world, retrieval
 
     def log(msg: str) -> None:
         print(msg, flush=True)
@@ -118,7 +123,7 @@ def run(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``run`` (train and evaluate) or ``join`` (reassemble the weights)."""
-    parser = argparse.ArgumentParser(prog="python -m deer_pipeline.reid.train")
+    parser = argparse.ArgumentParser(prog="python -m deer_workshop.reid_training.train")
     sub = parser.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="generate worlds, train, evaluate, write parts + JSON")
     r.add_argument("--out", required=True, help="folder for the weight parts and the JSON")

@@ -16,10 +16,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from deer_pipeline.synthetic.exif import jpeg_bytes
-from deer_pipeline.synthetic.render import FrameRenderer
-from deer_pipeline.synthetic.schedule import plan_frames
-from deer_pipeline.synthetic.world import World, make_world
+from deer_workshop.synthetic.exif import jpeg_bytes
+from deer_workshop.synthetic.render import FrameRenderer
+from deer_workshop.synthetic.schedule import plan_frames
+from deer_workshop.synthetic.world import World, make_world
 
 GROUND_TRUTH = "ground_truth.json"
 SEX = {"doe": "female", "buck": "male", "fawn": "unknown"}

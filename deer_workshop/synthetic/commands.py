@@ -2,7 +2,7 @@
 
 ``deer_pipeline/cli.py`` calls ``register`` to add them. Both run without Dagster or a database
 (e.g. on a bare GPU box), so heavy imports happen inside the command functions. The module also
-runs alone: ``python -m deer_pipeline.synthetic.commands demo-data OUT --images N ...``.
+runs alone: ``python -m deer_workshop.synthetic.commands demo-data OUT --images N ...``.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def register(subparsers) -> None:
 
 def demo_data(args: argparse.Namespace) -> int:
     """Run ``demo-data``: generate the dataset and print a summary."""
-    from deer_pipeline.synthetic.dataset import generate_dataset
+    from deer_workshop.synthetic.dataset import generate_dataset
 
     if args.images < 1 or args.locations < 1:
         raise DeerError("--images and --locations must be at least 1")
@@ -97,7 +97,7 @@ def demo_data(args: argparse.Namespace) -> int:
 
 def train_detector_command(args: argparse.Namespace) -> int:
     """Run ``train-detector``: train, save the weights and print the metrics."""
-    from deer_pipeline.synthetic.train_detector import train_detector
+    from deer_workshop.synthetic.train_detector import train_detector
 
     if not (Path(args.data) / "ground_truth.json").is_file():
         raise DeerError(f"{args.data} has no ground_truth.json: write it with demo-data first")
@@ -125,7 +125,7 @@ def train_detector_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one of this module's commands without the full ``deer-pipeline`` CLI."""
-    parser = argparse.ArgumentParser(prog="python -m deer_pipeline.synthetic.commands")
+    parser = argparse.ArgumentParser(prog="python -m deer_workshop.synthetic.commands")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args)

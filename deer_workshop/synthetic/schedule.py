@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from deer_pipeline.synthetic.world import Deer, Location, World
+from deer_workshop.synthetic.world import Deer, Location, World
 
 START = datetime(2024, 9, 1, 0, 0, 0)
 SEASON_DAYS = 100  # September to early December, while bucks carry antlers

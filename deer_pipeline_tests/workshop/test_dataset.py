@@ -8,7 +8,7 @@ from datetime import datetime
 import numpy as np
 from PIL import ExifTags, Image
 
-from deer_pipeline.synthetic.world import LOCATION_NAMES
+from deer_workshop.synthetic.world import LOCATION_NAMES
 
 
 def test_layout_and_summary(small_dataset):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deer_pipeline.synthetic.dataset import GROUND_TRUTH
+from deer_workshop.synthetic.dataset import GROUND_TRUTH
 
 CLASS_NAMES = ("doe", "fawn", "buck")
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deer_pipeline.synthetic.occluders import Occluder
-from deer_pipeline.synthetic.render import FrameRenderer, strip_height
-from deer_pipeline.synthetic.world import make_world
+from deer_workshop.synthetic.occluders import Occluder
+from deer_workshop.synthetic.render import FrameRenderer, strip_height
+from deer_workshop.synthetic.world import make_world
 
 W, H = 640, 360
 MAGENTA = (255, 0, 255)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from deer_pipeline.synthetic.yolo_dataset import CLASS_NAMES, build_yolo_dataset
+from deer_workshop.synthetic.yolo_dataset import CLASS_NAMES, build_yolo_dataset
 
 
 def test_labels_match_ground_truth_and_split_by_burst(small_dataset, tmp_path):

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from deer_pipeline.synthetic import generate_dataset
+from deer_workshop.synthetic import generate_dataset
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def no_network(monkeypatch):
 
 
 def test_tiny_training_run_offline(tmp_path, no_network, monkeypatch):
-    from deer_pipeline.synthetic import train_detector as td
+    from deer_workshop.synthetic import train_detector as td
 
     monkeypatch.setattr(
         td, "CI_HOLDOUT", {**td.CI_HOLDOUT, "images": 8, "width": 320, "height": 180}
