@@ -21,9 +21,23 @@ GROUP = "deer_pipeline.plugins"
 
 @cache
 def plugins() -> tuple[ModuleType, ...]:
-    """Return the installed plugin modules, in entry-point name order."""
+    """Return the installed plugin modules, in entry-point name order.
+
+    A plugin registered but not shipped (the production image installs the distribution without
+    ``deer_workshop``) is left out; any other import error is raised.
+    """
     found = sorted(entry_points(group=GROUP), key=lambda ep: ep.name)
-    return tuple(ep.load() for ep in found)
+    return tuple(module for ep in found if (module := _load(ep)) is not None)
+
+
+def _load(entry_point) -> ModuleType | None:
+    try:
+        return entry_point.load()
+    except ModuleNotFoundError as exc:
+        package = entry_point.value.split(":")[0].split(".")[0]
+        if exc.name is not None and exc.name.split(".")[0] == package:
+            return None  # the plugin's own package is not installed
+        raise
 
 
 def command_modules() -> list[str]:

@@ -53,3 +53,16 @@ def test_without_the_workshop_synthetic_data_is_one_clear_error(monkeypatch, tmp
     with pytest.raises(DeerError, match="needs the workshop"):
         plugins.generate_dataset(tmp_path, images=1, locations=1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_registered_plugin_that_is_not_shipped_is_left_out(monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    shipped = EntryPoint("workshop", "deer_workshop.plugin", plugins.GROUP)
+    missing = EntryPoint("absent", "deer_no_such_package.plugin", plugins.GROUP)
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [missing, shipped])
+    plugins.plugins.cache_clear()
+    try:
+        assert [m.__name__ for m in plugins.plugins()] == ["deer_workshop.plugin"]
+    finally:
+        plugins.plugins.cache_clear()
