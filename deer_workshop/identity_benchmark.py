@@ -27,9 +27,10 @@ from deer_pipeline.reid.identify import identify_location
 from deer_pipeline.reid.matching import MatchConfig
 from deer_pipeline.reid.metrics import bcubed
 from deer_pipeline.reid.vectors import normalise_rows
+from deer_pipeline.vocabulary import DEER_CLASSES
 
 DIM = 2048
-CLASSES = ("doe", "fawn", "buck")
+CLASSES = DEER_CLASSES  # the one vocabulary (deer_pipeline.vocabulary)
 
 
 def synthesize(n_detections: int, n_locations: int, n_deer: int, noise: float, seed: int):

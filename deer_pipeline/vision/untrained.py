@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 from deer_pipeline.compat.ultralytics import import_ultralytics
+from deer_pipeline.vocabulary import DEER_CLASSES
 
-DEMO_CLASSES = ("doe", "fawn", "buck")
+DEMO_CLASSES = DEER_CLASSES  # the one vocabulary (deer_pipeline.vocabulary)
 
 
 def save_untrained_detector(

@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-CLASSES = ("doe", "fawn", "buck")
+from deer_pipeline.vocabulary import DEER_CLASSES
+
+CLASSES = DEER_CLASSES  # the one vocabulary (deer_pipeline.vocabulary)
 STORE_MARGIN = 0.15  # context kept around each box (the embedder uses 0.05)
 MIN_SIDE = 12  # boxes evaluated (about what the detector still finds)
 MIN_VISIBLE = 0.25

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from deer_pipeline.vocabulary import DEER_CLASSES
+
 LOCATION_NAMES = (
     "North Ridge",
     "Creek Crossing",
@@ -51,7 +53,7 @@ SCENES = (
     "forest",
     "meadow",
 )  # one per name in LOCATION_NAMES
-CLASSES = ("doe", "fawn", "buck")
+CLASSES = DEER_CLASSES  # the one vocabulary (deer_pipeline.vocabulary)
 TAG_COLORS = ((230, 200, 30), (40, 160, 60), (220, 60, 40), (240, 240, 240), (60, 90, 200))
 
 

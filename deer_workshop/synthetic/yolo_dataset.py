@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from deer_pipeline.vocabulary import DEER_CLASSES
 from deer_workshop.synthetic.dataset import GROUND_TRUTH
 
-CLASS_NAMES = ("doe", "fawn", "buck")
+CLASS_NAMES = DEER_CLASSES  # the one vocabulary (deer_pipeline.vocabulary)
 
 
 def load_ground_truth(dataset: str | Path) -> dict:
