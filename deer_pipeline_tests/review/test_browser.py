@@ -8,7 +8,6 @@ server with no process left behind. Screenshots go to the ``artifacts`` folder.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,12 +17,11 @@ import urllib.request
 
 import psutil
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
 from deer_pipeline.review_app.queue import ProposalQueue
+from deer_pipeline_tests.chromium import headless_chromium
 
 
 def _free_port() -> int:
@@ -34,25 +32,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def browser():
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        pytest.fail("chromium/chromedriver missing: `make test` installs them (Debian packages)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.set_page_load_timeout(60)
+    driver = headless_chromium(1400, 1000)
     yield driver
     driver.quit()
 

@@ -7,16 +7,14 @@ to succeed, takes a screenshot and stops everything with no orphan processes.
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
 import requests
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
 from deer_pipeline.ingest.locations import discover_locations
+from deer_pipeline_tests.chromium import headless_chromium
 
 ASSETS = ["raw_images", "detections", "embeddings", "deer_identities", "benchmark"]
 CHECKS = {
@@ -30,25 +28,7 @@ CHECKS = {
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        pytest.fail("chromium/chromedriver missing: `make test` installs them (Debian packages)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1600,1000",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.set_page_load_timeout(60)
+    driver = headless_chromium(1600, 1000)
     yield driver
     driver.quit()
 
