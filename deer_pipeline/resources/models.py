@@ -88,12 +88,12 @@ class DetectorResource(_ModelResource):
 
 
 class EmbedderResource(_ModelResource):
-    """The ResNet50 re-ID backbone (``DEER_REID_WEIGHTS``: a path, ``imagenet`` or ``random``)."""
+    """The re-ID backbone (``DEER_REID_WEIGHTS``): the ResNet50 or any timm model."""
 
     weights: str = Field(
         default=str(config.DEFAULT_REID_WEIGHTS),
-        description="A state_dict path, imagenet or random (DEER_REID_WEIGHTS when set; "
-        "default the committed re-ID model)",
+        description="A ResNet50 state_dict path, imagenet, random, timm:<model name>[@<checkpoint>]"
+        " or hf-hub:<repo> (DEER_REID_WEIGHTS when set; default the committed re-ID model)",
     )
     device: str = Field(
         default=config.DEFAULT_DEVICE, description="auto, cpu, cuda, cuda:N (DEER_DEVICE when set)"
@@ -102,7 +102,11 @@ class EmbedderResource(_ModelResource):
         default=None, description="Crops per forward pass; default 64 on CUDA, 16 on CPU"
     )
     margin: float = Field(default=0.05, description="Box growth on each side, fraction of the box")
-    input_size: int = Field(default=224, description="Network input side (as trained)")
+    input_size: int | None = Field(
+        default=None,
+        description="Square network input side; default the model's own (224 for the ResNet50, "
+        "a timm model's data config)",
+    )
 
     def embedder_config(self) -> EmbedderConfig:
         """Return the library config this resource stands for."""

@@ -1,11 +1,14 @@
-"""Re-ID embeddings: ResNet50 features (2048-d, L2-normalised) of each detection's crop.
+"""Re-ID embeddings: backbone features (L2-normalised) of each detection's crop.
 
 Crops come straight from the decoded array: each image's pixels under its boxes go to the model's
 device once, and each crop is resized there with antialiased bilinear filtering (torchvision's
 ``resized_crop``), so the re-ID trainer can reproduce the inputs with torchvision transforms.
-The backbone is torchvision's ResNet50 with its classifier removed; its weights are a project
-state_dict, torchvision's ImageNet weights, or ``random``
-(explicit, with a warning that travels to the asset metadata).
+The default backbone is torchvision's ResNet50 with its classifier removed (2048-d); its weights
+are a project state_dict, torchvision's ImageNet weights, or ``random`` (explicit, with a warning
+that travels to the asset metadata). Any timm backbone can take its place (``timm:<name>[@<file>]``
+or ``hf-hub:<repo>``, see ``vision/backbones.py``): then the vector size, the input size, mean and
+std and the resize filter are the model's own (``vision/timm_backbone.py``); the crop geometry is
+the same for every model.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import os
 import pickle
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -23,19 +26,18 @@ import torch.nn.functional as F
 from torchvision.models import ResNet50_Weights, resnet50
 
 from deer_pipeline.model_versions import weights_version
+from deer_pipeline.vision.backbones import SPEC_HELP, EmbedderWeightsError, parse_spec
 from deer_pipeline.vision.decode import DecodedImage
 from deer_pipeline.vision.projection import ProjectionError, split_projection
 from deer_pipeline.vision.runtime import resolve_device
+from deer_pipeline.vision.timm_backbone import Preprocess, load_timm
 
 LOG = logging.getLogger(__name__)
 EMBEDDING_DIM = 2048
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class EmbedderWeightsError(RuntimeError):
-    """The re-ID weights cannot be loaded (missing, offline, or not a ResNet50 state_dict)."""
-
+RESNET50_INPUT = 224
+__all__ = ["Embedder", "EmbedderConfig", "EmbedderWeightsError", "crop_boxes"]
 
 # Crops per forward pass by device. On the 2-core CPU, 16 against 64 over 800 images (1920x1080,
 # detector at 320): 116 s against 160 s, peak memory 2.3 GB against 3.3 GB (large activation
@@ -49,11 +51,13 @@ class EmbedderConfig:
     """How to load and run the embedder.
 
     Attributes:
-        weights: a state_dict path, ``imagenet`` or ``random``.
+        weights: a state_dict path, ``imagenet``, ``random``, ``timm:<name>[@<checkpoint>]`` or
+            ``hf-hub:<repo>`` (``vision/backbones.py``).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: crops per forward pass; None: ``CUDA_BATCH`` on CUDA, ``CPU_BATCH`` on CPU.
         margin: fraction of the box's width (height) added on the left and right (top and bottom).
-        input_size: side of the square network input.
+        input_size: side of the square network input; None: the model's own (224 for the
+            ResNet50, a timm model's data config).
         precision: ``auto`` (fp16 autocast on CUDA, fp32 on the CPU), ``fp32``, ``fp16`` or
             ``bf16`` (autocast on any device; reduced precision on the CPU is slow, for tests).
             The backbone holds up in fp16 and bf16 (cosine >= 0.9999 against fp32 on real
@@ -65,7 +69,7 @@ class EmbedderConfig:
     device: str = "auto"
     batch_size: int | None = None
     margin: float = 0.05
-    input_size: int = 224
+    input_size: int | None = None
     precision: str = "auto"
     seed: int = 0
 
@@ -74,7 +78,13 @@ _AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class Embedder:
-    """A ResNet50 backbone loaded once; embeds detection crops in batches."""
+    """A re-ID backbone loaded once; embeds detection crops in batches.
+
+    Attributes:
+        dim: the length of its vectors.
+        preprocess: input size, mean and std, resize filter.
+        model_version: what its vectors are stored under.
+    """
 
     def __init__(self, config: EmbedderConfig):
         """Load the weights (channels-last; fp16 autocast on CUDA by default).
@@ -98,16 +108,34 @@ class Embedder:
         self.batch_size = config.batch_size or (
             CUDA_BATCH if self.device.type == "cuda" else CPU_BATCH
         )
+        model = self._build(config)
+        if config.input_size:
+            self.preprocess = replace(self.preprocess, size=(config.input_size,) * 2)
+        if self.warning:
+            LOG.warning(self.warning)
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
+        mean, std = self.preprocess.mean, self.preprocess.std
+        self._mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1).mul(255)
+        self._inv_std = 1 / torch.tensor(std, device=self.device).view(1, 3, 1, 1).mul(255)
+
+    def _build(self, config: EmbedderConfig) -> torch.nn.Module:
+        """Create the backbone with its weights; set kind, version, warning, dim, preprocess."""
+        spec = parse_spec(config.weights)
+        if spec.is_timm:
+            backbone = load_timm(spec, download=True)
+            self.weights_kind, self.warning = spec.kind, None
+            self.model_version = backbone.model_version
+            self.dim, self.preprocess = backbone.dim, backbone.preprocess
+            return backbone.model
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             model = resnet50(weights=None)  # torchvision's initialisation, seeded
         model.fc = torch.nn.Identity()
         self.weights_kind, self.model_version, self.warning = _load_weights(model, config)
-        if self.warning:
-            LOG.warning(self.warning)
-        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
-        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1).mul(255)
-        self._inv_std = 1 / torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1).mul(255)
+        self.dim = EMBEDDING_DIM
+        size = (RESNET50_INPUT, RESNET50_INPUT)
+        self.preprocess = Preprocess(size, IMAGENET_MEAN, IMAGENET_STD, "bilinear")
+        return model
 
     @torch.inference_mode()
     def crops(
@@ -116,8 +144,9 @@ class Embedder:
         """Cut the network inputs for one image's boxes (before normalisation), on the device.
 
         Each crop is the box grown by the margin, on whole pixels (:func:`crop_boxes`), resized to
-        ``input_size`` squared with antialiased bilinear filtering: what torchvision's
-        ``resized_crop`` does, so a trainer using torchvision transforms sees the same inputs.
+        the model's input size with antialiased filtering (bilinear for the ResNet50: what
+        torchvision's ``resized_crop`` does, so a trainer using torchvision transforms sees the
+        same inputs; a timm model's own interpolation otherwise).
 
         Args:
             image: the decoded image.
@@ -126,11 +155,11 @@ class Embedder:
                 (the detector's upload); None uploads the boxes' region of ``image.array``.
 
         Returns:
-            (n, 3, size, size) float32 on the model's device, RGB in 0..255.
+            (n, 3, height, width) float32 on the model's device, RGB in 0..255.
         """
-        size = self.config.input_size
+        size = self.preprocess.size
         if len(boxes) == 0:
-            return torch.zeros((0, 3, size, size), device=self.device)
+            return torch.zeros((0, 3, *size), device=self.device)
         rects = crop_boxes(image, boxes, self.config.margin)
         if pixels is None:
             x0, y0 = rects[:, 0].min(), rects[:, 1].min()
@@ -141,7 +170,7 @@ class Embedder:
         out = []
         for rx0, ry0, rx1, ry1 in rects.tolist():
             crop = pixels[:, ry0:ry1, rx0:rx1].unsqueeze(0).float()
-            out.append(F.interpolate(crop, (size, size), mode="bilinear", antialias=True))
+            out.append(_resize(crop, size, self.preprocess.interpolation))
         return torch.cat(out)
 
     @torch.inference_mode()
@@ -153,7 +182,7 @@ class Embedder:
             dtype: ``float32`` or ``float16`` rows (converted on the device: half the copy).
 
         Returns:
-            (n, 2048) L2-normalised rows (:meth:`vectors`), one copy to the host.
+            (n, dim) L2-normalised rows (:meth:`vectors`), one copy to the host.
         """
         out = []
         for chunk in inputs.split(max(1, self.batch_size)):
@@ -169,17 +198,17 @@ class Embedder:
                 features = self.model(x)
             out.append(self.vectors(features))
         if not out:
-            return np.zeros((0, EMBEDDING_DIM), dtype)
+            return np.zeros((0, self.dim), dtype)
         return torch.cat(out).to(getattr(torch, dtype)).cpu().numpy()
 
     def vectors(self, features: torch.Tensor) -> torch.Tensor:
-        """The output step: backbone features (n, 2048) -> stored vectors (float32, unit rows).
+        """The output step: backbone features (n, dim) -> stored vectors (float32, unit rows).
 
         Args:
             features: the backbone's pooled features, any float dtype.
 
         Returns:
-            (n, 2048) float32 L2-normalised rows on the same device.
+            (n, dim) float32 L2-normalised rows on the same device.
         """
         return F.normalize(features.float(), dim=1)
 
@@ -197,7 +226,7 @@ class Embedder:
             dtype: ``float32`` or ``float16`` rows.
 
         Returns:
-            (sum n_i, 2048) L2-normalised embeddings, in the order of the boxes.
+            (sum n_i, dim) L2-normalised embeddings, in the order of the boxes.
         """
         uploaded = pixels if pixels is not None else [None] * len(items)
         crops = [
@@ -206,8 +235,16 @@ class Embedder:
             if len(boxes)
         ]
         if not crops:
-            return np.zeros((0, EMBEDDING_DIM), dtype)
+            return np.zeros((0, self.dim), dtype)
         return self.embed_inputs(torch.cat(crops), dtype)
+
+
+def _resize(crop: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """Resize a (1, 3, h, w) float crop (antialiased where torch can); values stay in 0..255."""
+    if mode == "nearest" or mode == "area":
+        return F.interpolate(crop, size, mode=mode)
+    out = F.interpolate(crop, size, mode=mode, antialias=True)
+    return out.clamp_(0, 255) if mode == "bicubic" else out
 
 
 def crop_boxes(image: DecodedImage, boxes: np.ndarray, margin: float) -> np.ndarray:
@@ -248,10 +285,7 @@ def _load_weights(model: torch.nn.Module, config: EmbedderConfig) -> tuple[str, 
     if spec == "imagenet":
         return "imagenet", _load_imagenet(model), None
     if not os.path.isfile(spec):
-        raise EmbedderWeightsError(
-            f"re-ID weights not found: {spec} (DEER_REID_WEIGHTS takes a state_dict path, "
-            "'imagenet' or 'random')"
-        )
+        raise EmbedderWeightsError(f"re-ID weights not found: {spec} ({SPEC_HELP})")
     try:
         state = torch.load(spec, map_location="cpu", weights_only=True)
     except (
