@@ -20,7 +20,7 @@ SHARED_DATA = SHARED_ROOT / "camera-traps"
 
 _DATA_TABLES = (
     "deer_not_same, review_log, sightings, deer, embeddings, detection_corrections, detections, "
-    "images, locations, benchmark_runs"
+    "images, locations, benchmark_runs, model_calibrations"
 )
 
 

@@ -19,7 +19,9 @@ from deer_pipeline.jobs import PIPELINE_GROUP
 from deer_pipeline.model_versions import MISSING
 from deer_pipeline.partitions import camera_locations
 from deer_pipeline.pools import IDENTITY_POOL
-from deer_pipeline.reid.identify import IdentityReport, identify_location
+from deer_pipeline.reid import calibration as calibrations
+from deer_pipeline.reid.calibration import Calibration
+from deer_pipeline.reid.identify import IdentityReport, choose_model_version, identify_location
 from deer_pipeline.reid.matching import MatchConfig
 from deer_pipeline.reid.metrics import evaluate_database
 from deer_pipeline.reid.review import last_reviewed
@@ -34,10 +36,11 @@ _DEFAULTS = MatchConfig()
 class IdentityConfig(dg.Config):
     """Run settings of ``deer_identities``; the defaults are ``MatchConfig``'s (see its docs)."""
 
-    match_threshold: float = Field(
-        default=_DEFAULTS.threshold,
+    match_threshold: float | None = Field(
+        default=None,
         description="Least average-linkage score (mean cosine over every detection pair of two "
-        "clusters, plus priors) for one deer",
+        "clusters, plus priors) for one deer; default the embedding model's calibration "
+        "(reid/calibration.py)",
     )
     ef_search: int = Field(default=_DEFAULTS.ef_search, description="HNSW candidate list size")
     candidates: int = Field(
@@ -68,10 +71,14 @@ class IdentityConfig(dg.Config):
     )
     gallery: bool = Field(default=True, description="Refresh the HTML gallery of every deer")
 
-    def match_config(self) -> MatchConfig:
-        """Return the library settings this config stands for."""
+    def match_config(self, calibration: Calibration) -> MatchConfig:
+        """Return the library settings: this config, the model's calibration where it is silent."""
         return MatchConfig(
-            threshold=self.match_threshold,
+            threshold=(
+                calibration.match_threshold
+                if self.match_threshold is None
+                else self.match_threshold
+            ),
             ef_search=self.ef_search,
             candidates=self.candidates,
             sex_margin=self.sex_margin,
@@ -126,19 +133,23 @@ def deer_identities(
 ) -> dg.MaterializeResult:
     """Re-derive the partition's sightings and refresh the gallery report."""
     key = context.partition_key
-    match = config.match_config()
     configured = embedder.model_version()  # the run's re-ID weights, without loading them
     conn = database.connect()
     try:
-        report = identify_location(
-            conn,
-            key,
-            match,
-            model_version=config.model_version,
-            preferred_version=None if configured == MISSING else configured,
-        )
+        with conn.cursor() as cur:
+            version = config.model_version or choose_model_version(
+                cur, key, None if configured == MISSING else configured
+            )
+            beside = embedder.weights_file() if version == configured else None
+            calibration = calibrations.resolve(cur, version or configured, beside)
+        conn.rollback()
+        match = config.match_config(calibration)
+        report = identify_location(conn, key, match, model_version=version)
         metadata = report_metadata(report) | {
             "match_threshold": match.threshold,
+            "match_threshold_source": (
+                "run config" if config.match_threshold is not None else calibration.source
+            ),
             "sex_margin": match.sex_margin,
         }
         truth = image_root.path() / "ground_truth.json"

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deer_pipeline.reid.calibration import FALLBACK_MATCH_THRESHOLD
 from deer_pipeline.reid.tracklets import Tracklet
 from deer_pipeline.vocabulary import compatible_sexes, deer_sex
 
-DEFAULT_THRESHOLD = 0.62  # the committed re-ID model (with its projection), see docs/identities.md
+DEFAULT_THRESHOLD = FALLBACK_MATCH_THRESHOLD  # runs read the model's own (reid/calibration.py)
 
 _SEARCH = """
 WITH c AS MATERIALIZED (
@@ -77,8 +78,8 @@ class MatchConfig:
     """How tracklets become deer: clustering threshold, candidate search, sex margin and priors.
 
     Every default is visible here and in the ``deer_identities`` run config; nothing is read from
-    the environment or from files next to the weights (a re-ID model that needs another threshold
-    says so in its documentation, and the run config sets it).
+    the environment. The threshold a run uses is the embedding model's own calibration
+    (``reid/calibration.py``) unless the run config sets one; the default here is the fallback.
 
     Attributes:
         threshold: the least average-linkage score (mean cosine similarity over every pair of

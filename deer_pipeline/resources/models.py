@@ -9,6 +9,8 @@ without loading them (``deer_pipeline/model_versions.py``). Models load in
 detections-only run does not need re-ID weights), with the loader's own error.
 """
 
+import os
+
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
@@ -121,6 +123,11 @@ class EmbedderResource(_ModelResource):
     def model_version(self) -> str:
         """The configured weights' model version, without loading them (``missing``: no file)."""
         return weights_version(self.weights.strip())
+
+    def weights_file(self) -> str | None:
+        """The configured weights file (its calibration sits beside it), or None for none."""
+        spec = self.weights.strip()
+        return spec if os.path.isfile(spec) else None
 
     def _build(self) -> Embedder:
         return Embedder(self.embedder_config())
