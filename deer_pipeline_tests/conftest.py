@@ -74,10 +74,13 @@ def db_conn(db_urls):
 def clean_db(db_urls):
     """Empty the pipeline's data tables before the test; yields the URLs."""
     from deer_pipeline.db.connect import connect
+    from deer_pipeline.db.indexes import forget_model_version, model_dimensions
 
     conn = connect(db_urls.data, autocommit=True)
     with conn.cursor() as cur:
         cur.execute(f"TRUNCATE {_DATA_TABLES} RESTART IDENTITY CASCADE")
+        for version in model_dimensions(cur):  # and each embedding model's HNSW indexes
+            forget_model_version(cur, version)
     conn.close()
     return db_urls
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from deer_pipeline.db.connect import connect, ensure_ready
 from deer_pipeline.db.copy import copy_rows
+from deer_pipeline.db.indexes import drop_embeddings_hnsw, register_model_version
 from deer_pipeline.reid.identify import identify_location
 from deer_pipeline.reid.matching import MatchConfig
 from deer_pipeline.reid.metrics import bcubed
@@ -136,7 +137,7 @@ def write(conn, images, dets, views) -> None:
                 "y2": np.full(n, 500.0),
             },
         )
-        cur.execute("DROP INDEX IF EXISTS embeddings_hnsw")
+        drop_embeddings_hnsw(cur, "bench-emb")
         copy_rows(
             cur,
             "embeddings",
@@ -144,9 +145,7 @@ def write(conn, images, dets, views) -> None:
             {"detection_id": ids, "model_version": ["bench-emb"] * n, "embedding": views},
         )
         cur.execute("SET maintenance_work_mem = '1GB'")
-        cur.execute(
-            "CREATE INDEX embeddings_hnsw ON embeddings USING hnsw (embedding halfvec_cosine_ops)"
-        )
+        register_model_version(cur, "bench-emb", DIM)  # creates the version's HNSW indexes
         cur.execute("ANALYZE")
     conn.commit()
 

@@ -29,6 +29,7 @@ import requests
 
 from deer_pipeline.db.connect import connect, ensure_ready
 from deer_pipeline.db.copy import copy_rows
+from deer_pipeline.db.indexes import index_sql
 
 DIM = 2048
 SEXES = ("doe", "buck", "fawn")
@@ -52,8 +53,8 @@ def fill(conn, n_deer: int, n_sightings: int, seed: int = 0) -> None:
             " detection_corrections, detections, images, locations RESTART IDENTITY CASCADE"
         )
         # The embeddings HNSW index is not read by review; building it for 50,000 rows on two
-        # cores takes minutes, so the load database goes without it.
-        cur.execute("DROP INDEX IF EXISTS embeddings_hnsw")
+        # cores takes minutes, so the load database goes without it (only the version's gallery
+        # index is made, after the deer are loaded).
         for k in range(5):
             cur.execute("INSERT INTO locations (key, folder) VALUES (%s, %s)", (f"L{k}", f"L{k}"))
         base = _unit(rng.normal(size=(animals, DIM)))
@@ -175,6 +176,12 @@ def fill(conn, n_deer: int, n_sightings: int, seed: int = 0) -> None:
                 "last_seen": [firsts[d][1] for d in did],
             },
         )
+        cur.execute(
+            "INSERT INTO embedding_models (model_version, dimensions) VALUES ('load-emb', %s)"
+            " ON CONFLICT DO NOTHING",
+            (DIM,),
+        )
+        cur.execute(index_sql("deer", "load-emb", DIM))  # the gallery index review reads
         copy_rows(
             cur,
             "sightings",

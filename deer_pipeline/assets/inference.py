@@ -79,7 +79,8 @@ def _specs() -> list[dg.AssetSpec]:
             EMBEDDINGS,
             deps=[DETECTIONS],
             code_version=embeddings_code_version(det_version, reid_version),
-            description="Re-ID embeddings (ResNet50, 2048-d halfvec) of every detection.",
+            description="Re-ID embeddings (halfvec, the model's size: 2048-d for the default "
+            "ResNet50) of every detection.",
             **common,
         ),
     ]
@@ -124,8 +125,12 @@ def inference(
         pipeline = InferencePipeline(det_model, emb_model, pipe_cfg)
         mode = config.hnsw if emb_model is not None else "keep"
         expected = len(records) if detect else sum(len(r[2]) for r in records)
+        version, dim = (emb_model.model_version, emb_model.dim) if emb_model else (None, None)
         index_conn = database.connect()
-        with contextlib.closing(index_conn), hnsw_policy(index_conn, mode, expected) as hnsw:
+        with (
+            contextlib.closing(index_conn),
+            hnsw_policy(index_conn, mode, expected, version, dim) as hnsw,
+        ):
             write_s, rows = write_all(
                 conn, pipeline.run(records), det_version, detect, emb_model, stored_ids
             )

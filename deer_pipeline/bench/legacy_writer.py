@@ -46,7 +46,7 @@ class LegacyEmbedding(_Base):
         BigInteger, ForeignKey("legacy_bench_detections.id", ondelete="CASCADE"), primary_key=True
     )
     model_version: Mapped[str] = mapped_column(String, primary_key=True)
-    embedding = mapped_column(HALFVEC(2048))
+    embedding = mapped_column(HALFVEC())  # the model's size (2048 for the default ResNet50)
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def write_with_bulk_save_objects(
         sqlalchemy_url: ``postgresql+psycopg2://`` URL of the data database.
         detections: column name -> values for ``image_id, model_version, det_index, class_name,
             confidence, x1, y1, x2, y2`` (one entry per detection).
-        embeddings: ``(n_detections, 2048)`` float array, row i belongs to detection i.
+        embeddings: ``(n_detections, dim)`` float array, row i belongs to detection i.
 
     Returns:
         Counts and the seconds spent in ``bulk_save_objects`` and commit.

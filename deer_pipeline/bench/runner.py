@@ -222,7 +222,9 @@ def run_benchmark(
         records = _insert_scratch_images(conn, paths)
         with conn, conn.cursor() as cur:
             stage_tables(cur)
-        with hnsw_policy(index_conn, "auto", len(records)) as hnsw:
+        with hnsw_policy(
+            index_conn, "auto", len(records), embedder.model_version, embedder.dim
+        ) as hnsw:
             for _ in range(repeats):
                 passes.append(_e2e_pass(conn, pipeline, records, detector.model_version, embedder))
                 if len(passes) == 1:  # the pipeline's own peak, before model-only holds images

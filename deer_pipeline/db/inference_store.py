@@ -19,11 +19,14 @@ synchronous commit, which flushes all of them, so a finished pass is as durable 
 crash mid-pass only loses batches a re-run writes again.
 Images that cannot be decoded become ``failed`` with the reason.
 
-The HNSW index on ``embeddings`` is written through, except for bulk loads: measured on the
+Each embedding model version has its own HNSW index on ``embeddings`` (``db/indexes.py``), created
+when the version first writes: ``hnsw_policy`` registers the version's vector size and its indexes
+before the pass. The index is written through, except for bulk loads: measured on the
 2-core machine, inserting through the index ran at 94-163 rows/s (slower as the graph grows), a
 rebuild at 640-780 rows/s (3,000 rows; 447 rows/s for 20,000 in FACTS.md), plain COPY at about
-10,000 rows/s. So ``hnsw_policy("auto")`` drops the index and rebuilds it after the pass when the
-pass would add more than a sixth of the table's rows (first loads), under an advisory lock.
+10,000 rows/s. So ``hnsw_policy("auto")`` drops the version's index and rebuilds it after the pass
+when the pass would add more than a sixth of that version's rows (first loads), under an advisory
+lock.
 """
 
 import contextlib
@@ -33,7 +36,11 @@ import numpy as np
 from psycopg2.errors import UniqueViolation
 
 from deer_pipeline.db.copy import copy_rows
-from deer_pipeline.db.indexes import create_embeddings_hnsw, drop_embeddings_hnsw
+from deer_pipeline.db.indexes import (
+    create_embeddings_hnsw,
+    drop_embeddings_hnsw,
+    register_model_version,
+)
 from deer_pipeline.vision.pipeline import BatchResult
 
 _DET_COLUMNS = [
@@ -104,21 +111,32 @@ _HNSW_UNLOCK = "SELECT pg_advisory_unlock(hashtext('deer_pipeline.embeddings_hns
 
 
 @contextlib.contextmanager
-def hnsw_policy(conn, mode: str, new_rows: int):
-    """Drop the embeddings HNSW index for a bulk load and rebuild it afterwards, when worth it.
+def hnsw_policy(
+    conn, mode: str, new_rows: int, model_version: str | None = None, dim: int | None = None
+):
+    """Register the embedding model version, and drop and rebuild its index when worth it.
 
     Args:
         conn: a connection of its own (holds a session advisory lock while the index is down).
         mode: ``auto``, ``keep`` or ``rebuild``.
         new_rows: rows the pass is expected to write.
+        model_version: the embedder's version; None when the pass writes no embeddings.
+        dim: the length of its vectors (registered with the version, which creates its indexes).
 
     Yields:
         A dict that ends up with ``hnsw`` (``kept`` or ``rebuilt``) and ``hnsw_seconds``.
+
+    Raises:
+        DimensionMismatch: the version is stored with vectors of another size (nothing written).
     """
     if mode not in ("auto", "keep", "rebuild"):
         raise ValueError(f"hnsw must be auto, keep or rebuild, not {mode!r}")
+    if model_version is None:
+        yield {"hnsw": "kept", "hnsw_seconds": 0.0, "hnsw_rows_before": 0}
+        return
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM embeddings")
+        register_model_version(cur, model_version, int(dim))
+        cur.execute("SELECT count(*) FROM embeddings WHERE model_version = %s", (model_version,))
         existing = cur.fetchone()[0]
     rebuild = mode == "rebuild" or (mode == "auto" and new_rows * REBUILD_SPEEDUP > existing)
     info = {"hnsw": "kept", "hnsw_seconds": 0.0, "hnsw_rows_before": existing}
@@ -129,12 +147,12 @@ def hnsw_policy(conn, mode: str, new_rows: int):
     with conn.cursor() as cur:
         cur.execute(_HNSW_LOCK)
         try:
-            drop_embeddings_hnsw(cur)
+            drop_embeddings_hnsw(cur, model_version)
             yield info
         finally:
             start = time.perf_counter()
             cur.execute("SET maintenance_work_mem = '1GB'")
-            create_embeddings_hnsw(cur)
+            create_embeddings_hnsw(cur, model_version)
             cur.execute(_HNSW_UNLOCK)
             info.update(hnsw="rebuilt", hnsw_seconds=round(time.perf_counter() - start, 3))
 
@@ -149,7 +167,7 @@ def stage_tables(cur) -> None:
         "CREATE TEMP TABLE IF NOT EXISTS stage_detections (image_id bigint, det_index int, "
         "class_name text, confidence real, x1 real, y1 real, x2 real, y2 real, class_scores jsonb);"
         "CREATE TEMP TABLE IF NOT EXISTS stage_embeddings (detection_id bigint, "
-        "embedding halfvec(2048));"
+        "embedding halfvec);"
         "DELETE FROM stage_detections; DELETE FROM stage_embeddings"
     )
 
@@ -237,7 +255,7 @@ def write_embeddings(
         cur: cursor inside the batch's transaction.
         model_version: the embedder's version.
         det_ids: (n,) detection ids, aligned with ``embeddings``.
-        embeddings: (n, 2048) vectors.
+        embeddings: (n, dim) vectors (the version's registered size).
         mode: ``copy`` (the detections were created in this transaction, so no embedding of
             them exists), ``upsert``, or ``auto`` (ask the table which of the two applies).
 

@@ -18,18 +18,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deer_pipeline.db.indexes import halfvec_cast
 from deer_pipeline.reid.calibration import FALLBACK_MATCH_THRESHOLD
 from deer_pipeline.reid.tracklets import Tracklet
 from deer_pipeline.vocabulary import compatible_sexes, deer_sex
 
 DEFAULT_THRESHOLD = FALLBACK_MATCH_THRESHOLD  # runs read the model's own (reid/calibration.py)
 
+# Through the version's gallery index: its version filter and cast (db/indexes.py).
 _SEARCH = """
 WITH c AS MATERIALIZED (
-    SELECT id, sex, embedding <=> %(q)s::int4[]::vector::halfvec AS distance
+    SELECT id, sex, embedding::{cast} <=> %(q)s::int4[]::vector::{cast} AS distance
       FROM deer
      WHERE sex = ANY(%(sexes)s) AND model_version = %(mv)s AND embedding IS NOT NULL
-     ORDER BY embedding <=> %(q)s::int4[]::vector::halfvec
+     ORDER BY embedding::{cast} <=> %(q)s::int4[]::vector::{cast}
      LIMIT %(k)s)
 SELECT id, sex, 1 - distance FROM c ORDER BY distance, id
 """
@@ -158,7 +160,7 @@ class Gallery:
     def search(self, embedding: np.ndarray, sexes: list[str]) -> list[tuple[int, str, float]]:
         """Return up to ``candidates`` (deer id, sex, cosine similarity), most similar first."""
         self.cur.execute(
-            _SEARCH,
+            _SEARCH.format(cast=halfvec_cast(len(embedding))),
             {
                 "q": query_literal(embedding),
                 "sexes": sexes,

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from deer_pipeline.db.indexes import halfvec_cast
 from deer_pipeline.reid.cluster import Unit, cluster_units
 from deer_pipeline.reid.matching import MatchConfig, query_literal
 from deer_pipeline.reid.sex import SexVote, box_votes
@@ -27,14 +28,15 @@ SELECT EXISTS (SELECT 1 FROM sightings s JOIN embeddings e ON e.detection_id = s
                 WHERE e.model_version = %s)
 """
 
-# The nearest stored embeddings through the HNSW index; the location's own (unidentified)
-# detections are among them and are dropped by the join, identified ones name their deer.
+# The nearest stored embeddings through the version's HNSW index (the same version filter and
+# cast as its definition, db/indexes.py); the location's own (unidentified) detections are among
+# them and are dropped by the join, identified ones name their deer.
 _NEAREST = """
 WITH c AS MATERIALIZED (
-    SELECT detection_id, embedding <=> %(q)s::int4[]::vector::halfvec AS distance
+    SELECT detection_id, embedding::{cast} <=> %(q)s::int4[]::vector::{cast} AS distance
       FROM embeddings
      WHERE model_version = %(mv)s
-     ORDER BY embedding <=> %(q)s::int4[]::vector::halfvec
+     ORDER BY embedding::{cast} <=> %(q)s::int4[]::vector::{cast}
      LIMIT %(k)s)
 SELECT s.deer_id, max(1 - c.distance) FROM c JOIN sightings s ON s.detection_id = c.detection_id
  GROUP BY s.deer_id ORDER BY 2 DESC, 1
@@ -76,7 +78,8 @@ def nearest_deer(
     cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
     out = []
     for q in queries:
-        cur.execute(_NEAREST, {"q": query_literal(q), "mv": model_version, "k": k})
+        query = _NEAREST.format(cast=halfvec_cast(len(q)))
+        cur.execute(query, {"q": query_literal(q), "mv": model_version, "k": k})
         out.append([int(r[0]) for r in cur.fetchall()][: config.candidates])
     return out
 

@@ -32,32 +32,38 @@ def normalise_rows(mat: np.ndarray) -> np.ndarray:
     return np.divide(mat, norms, out=np.zeros_like(mat), where=norms > 0)
 
 
-def read_id_halfvecs(cur, query: str, params: object = None, dim: int = 2048):
-    """Run ``query`` (selecting ``bigint id, halfvec(dim) vector``, no NULLs) via binary COPY.
+def read_id_halfvecs(cur, query: str, params: object = None, dim: int | None = None):
+    """Run ``query`` (selecting ``bigint id, halfvec vector``, no NULLs) via binary COPY.
 
     Args:
         cur: a psycopg2 cursor.
-        query: a SELECT whose two columns are a non-null bigint and a non-null halfvec(dim).
+        query: a SELECT whose two columns are a non-null bigint and a non-null halfvec, every
+            vector of one size (one model version).
         params: query parameters, bound with psycopg2's client-side quoting.
-        dim: the vector dimension.
+        dim: the vector dimension; None: the first row's (an empty result is n x 0).
 
     Returns:
         (ids int64 array of n, float32 matrix of n x dim).
+
+    Raises:
+        ValueError: the vectors are not all of that size.
     """
     return _read_id_vectors(cur, query, params, dim, ">f2")
 
 
-def read_id_vectors(cur, query: str, params: object = None, dim: int = 2048):
-    """Like ``read_id_halfvecs`` for a ``vector(dim)`` column (float32 on the wire)."""
+def read_id_vectors(cur, query: str, params: object = None, dim: int | None = None):
+    """Like ``read_id_halfvecs`` for a ``vector`` column (float32 on the wire)."""
     return _read_id_vectors(cur, query, params, dim, ">f4")
 
 
-def _read_id_vectors(cur, query: str, params: object, dim: int, element: str):
+def _read_id_vectors(cur, query: str, params: object, dim: int | None, element: str):
     sql = cur.mogrify(query, params).decode() if params is not None else query
     buf = io.BytesIO()
     cur.copy_expert(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", buf)
     data = buf.getvalue()
     body = data[_HEADER_LEN:-2]  # drop the header and the -1 trailer
+    if dim is None:  # the first row's: field count, id length, id, vector length, then its dims
+        dim = int.from_bytes(body[18:20], "big") if len(body) >= 20 else 0
     row = np.dtype(
         [
             ("fields", ">i2"),

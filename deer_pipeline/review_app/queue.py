@@ -20,6 +20,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
+from deer_pipeline.db.indexes import halfvec_cast, model_dimensions
+
 PAIR_FLOOR = 0.7  # pairs scoring at least this are proposed (tuned on worlds 11 and 21)
 SINGLE_FLOOR = 0.68  # ... or this when one of them has a single sighting
 NEIGHBOURS = 8  # nearest deer asked of the index per deer
@@ -31,16 +33,17 @@ _DEER = """
 SELECT id, sex, model_version, embedding_count, n_sightings FROM deer WHERE embedding IS NOT NULL
 """
 
-# Nearest deer of each deer in %(ids)s, through the HNSW index (relaxed order: re-sorted in Python).
+# Nearest deer of each deer in %(ids)s (all of model version %(mv)s), through that version's HNSW
+# index: its version filter and cast (db/indexes.py). Relaxed order: re-sorted in Python.
 # Any sex: the detector's class is often wrong, so two deer of different sex may be one animal
 # (the person then says which class it is).
 _NEIGHBOURS = """
-SELECT q.id, n.id, 1 - (n.embedding <=> q.embedding)
+SELECT q.id, n.id, 1 - n.distance
   FROM deer q CROSS JOIN LATERAL (
-       SELECT d.id, d.embedding FROM deer d
-        WHERE d.id <> q.id AND d.model_version = q.model_version AND d.embedding IS NOT NULL
-        ORDER BY d.embedding <=> q.embedding LIMIT %(k)s) n
- WHERE q.id = ANY(%(ids)s)
+       SELECT d.id, d.embedding::{cast} <=> q.embedding::{cast} AS distance FROM deer d
+        WHERE d.id <> q.id AND d.model_version = %(mv)s AND d.embedding IS NOT NULL
+        ORDER BY d.embedding::{cast} <=> q.embedding::{cast} LIMIT %(k)s) n
+ WHERE q.id = ANY(%(ids)s) AND q.model_version = %(mv)s
 """
 
 _SIMILARITY = """
@@ -192,10 +195,17 @@ class ProposalQueue:
             fresh.update({(a, b): float(s) for a, b, s in cur.fetchall()})
         cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(self.ef_search),))
         cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-        for start in range(0, len(stale), 1000):
-            cur.execute(_NEIGHBOURS, {"ids": stale[start : start + 1000], "k": self.neighbours})
-            for q, n, s in cur.fetchall():
-                fresh[(min(q, n), max(q, n))] = float(s)
+        dims = model_dimensions(cur)
+        by_version: dict[str, list[int]] = {}
+        for i in stale:  # the signature is (sex, model_version, ...)
+            by_version.setdefault(current[i][1], []).append(i)
+        for version, ids in sorted(by_version.items()):
+            query = _NEIGHBOURS.format(cast=halfvec_cast(dims[version]))
+            for start in range(0, len(ids), 1000):
+                params = {"ids": ids[start : start + 1000], "k": self.neighbours, "mv": version}
+                cur.execute(query, params)
+                for q, n, s in cur.fetchall():
+                    fresh[(min(q, n), max(q, n))] = float(s)
         fresh = {p: s for p, s in fresh.items() if s >= min(self.pair_floor, self.single_floor)}
         if fresh:
             pairs = list(fresh)

@@ -7,6 +7,7 @@ from deer_pipeline.assets.inference import inference
 from deer_pipeline.assets.raw_images import raw_images
 from deer_pipeline.config import DEFAULT_DETECTOR_WEIGHTS
 from deer_pipeline.db.connect import connect
+from deer_pipeline.db.indexes import index_name
 from deer_pipeline.ingest.locations import location_key
 from deer_pipeline.partitions import camera_locations
 from deer_pipeline.resources.database import DatabaseResource
@@ -89,8 +90,10 @@ def test_detect_embed_rerun_stale_and_subsets(world, clean_db):
     assert 0 < det_meta["db_write_share"] < 1 and det_meta["images_per_s"] > 0
     assert emb_meta["model_version"] == "random-0" and "random" in emb_meta["warning"]
     assert emb_meta["hnsw"] == "rebuilt"  # a first load into an empty table
-    cur.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'embeddings_hnsw'")
-    assert "hnsw" in cur.fetchone()[0]
+    index = index_name("embeddings", "random-0")  # the version's own, made at its first write
+    cur.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (index,))
+    indexdef = cur.fetchone()[0]
+    assert "hnsw" in indexdef and "halfvec(2048)" in indexdef and "'random-0'" in indexdef
     cur.execute("SELECT status, error FROM images WHERE id = %s", (broken_id,))
     status, error = cur.fetchone()
     assert status == "failed" and "cannot decode" in error
@@ -115,6 +118,6 @@ def test_detect_embed_rerun_stale_and_subsets(world, clean_db):
     only = _run(instance, key, resources, selection=["detections"])
     assert set(only) == {"detections"}
     assert _rows(cur) == (again, again_embs)
-    cur.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 'embeddings_hnsw'")
+    cur.execute("SELECT count(*) FROM pg_indexes WHERE indexname = %s", (index,))
     assert cur.fetchone()[0] == 1
     conn.close()
