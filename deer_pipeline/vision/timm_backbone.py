@@ -159,7 +159,8 @@ def load_timm(spec: ReidSpec, download: bool = True) -> TimmBackbone:
     model, weights = create_architecture(spec, download)
     preprocess = data_preprocess(model)
     source = f"{spec.kind}:{spec.name}"
-    dim = output_dim(model, preprocess)
+    check_dimension(getattr(model, "head_hidden_size", None) or model.num_features, source)
+    dim = output_dim(model, preprocess)  # what it really gives, before any weights are read
     check_dimension(dim, source)
     load_weights(model, weights, source)
     return TimmBackbone(model.eval(), dim, preprocess, timm_version(spec, weights))

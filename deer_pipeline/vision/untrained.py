@@ -109,3 +109,34 @@ def save_untrained_backbone(path: str | os.PathLike, seed: int = 0) -> Path:
         {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, out
     )
     return out
+
+
+def save_untrained_timm(path: str | os.PathLike, model_name: str, seed: int = 0) -> Path:
+    """Save a freshly initialised timm backbone's state_dict (no classifier, no download).
+
+    For tests and demonstrations of ``DEER_REID_WEIGHTS=timm:<model_name>@<path>``; a
+    ``.safetensors`` suffix writes safetensors, anything else ``torch.save``.
+
+    Args:
+        path: the file to write.
+        model_name: a timm architecture, e.g. ``vit_tiny_patch16_224``.
+        seed: initialisation seed.
+
+    Returns:
+        The path written.
+    """
+    import timm
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = timm.create_model(model_name, pretrained=False, num_classes=0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    return path
