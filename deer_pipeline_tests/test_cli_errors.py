@@ -154,3 +154,32 @@ def test_external_url_never_starts_embedded_server(tmp_path):
     )
     assert result.returncode != 0
     assert not Path(home / "pg" / "PG_VERSION").exists()
+
+
+def test_unusable_reid_weights_stop_run_before_anything_is_written(tmp_path):
+    """Each bad DEER_REID_WEIGHTS: one line, exit 2, and DEER_HOME never even created.
+
+    (Every reason the loader refuses is tested in vision/test_timm_backbone.py; these go through
+    the command to show where it stops.)
+    """
+    from deer_pipeline.vision.untrained import save_untrained_timm
+
+    tiny = save_untrained_timm(tmp_path / "tiny.pt", "vit_tiny_patch16_224")
+    cases = {
+        "timm:vit_tiny_patch16_224@": "malformed re-ID spec",
+        f"timm:vit_tiny_patch16_224@{tmp_path / 'absent.pt'}": "checkpoint not found",
+        f"timm:vgg11@{tiny}": "4096-d vectors; pgvector's HNSW index holds at most 4000",
+        "hf-hub:someone/not-cached": "cannot be downloaded",
+    }
+    home = tmp_path / "home"
+    for spec, needle in cases.items():
+        env = {
+            "DEER_HOME": str(home),
+            "DEER_REID_WEIGHTS": spec,
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_HUB_OFFLINE": "1",
+        }
+        result = _cli("run", env_update=env, timeout=300)
+        assert result.returncode == 2, (spec, result.stderr)
+        _assert_one_line_error(result, needle)
+        assert not home.exists()  # no database, no demo set, no row

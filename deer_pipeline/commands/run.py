@@ -173,11 +173,51 @@ def _summarize(result) -> list[str]:
     return lines
 
 
+def check_reid_weights(spec: str) -> None:
+    """Load the re-ID backbone a run would use, before anything is written; one line if it fails.
+
+    A malformed spec, a missing file, a model timm does not know, a checkpoint that does not fit,
+    a vector size HNSW cannot index, an ``hf-hub:`` repo that is neither cached nor downloadable:
+    each is found here, so ``run`` stops before the database, the demo set or any row.
+
+    Raises:
+        DeerError: the weights cannot be used (the loader's reason, on one line).
+    """
+    from deer_pipeline.vision.backbones import EmbedderWeightsError, parse_spec
+
+    try:
+        parsed = parse_spec(spec)
+        if parsed.is_timm:
+            from deer_pipeline.vision.timm_backbone import load_timm
+
+            load_timm(parsed, download=True)
+        elif parsed.kind == "state_dict" and not os.path.isfile(parsed.file):
+            raise EmbedderWeightsError(f"re-ID weights not found: {parsed.file}")
+    except EmbedderWeightsError as exc:
+        raise DeerError(" ".join(str(exc).split())) from exc
+
+
+def _configured_reid_weights(run_config: dict) -> str:
+    """The re-ID weights a run uses: ``--config``'s embedder weights, else DEER_REID_WEIGHTS."""
+    from deer_pipeline import config
+
+    resources = run_config.get("resources") or {}
+    embedder = (resources.get("embedder") or {}).get("config") or {}
+    return str(embedder.get("weights") or config.reid_weights())
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run the pipeline for the chosen locations; exit 0 only if every run succeeded."""
     from deer_pipeline.instance import prepare_environment
 
     user_image_root = os.environ.get("DEER_IMAGE_ROOT", "").strip() or None
+    run_config = _run_config(args)
+    weights = _configured_reid_weights(run_config)
+    if args.select is None:  # the whole graph, embeddings included: checked before any write
+        check_reid_weights(weights)
+    keys = _selected_keys(args.select)
+    if args.select is not None and any(key.to_user_string() == "embeddings" for key in keys):
+        check_reid_weights(weights)
     urls = prepare_environment()
     ensure_demo_images(user_image_root, args.demo_images)
     import dagster as dg
@@ -198,11 +238,9 @@ def run_command(args: argparse.Namespace) -> int:
         if unknown:
             raise DeerError(f"unknown location(s): {', '.join(sorted(unknown))}")
         locations = chosen
-    keys = _selected_keys(args.select)
     warning = _demo_models_warning(root, keys)
     if warning:
         print(warning, file=sys.stderr)
-    run_config = _run_config(args)
     instance = dg.DagsterInstance.get()
     for run_id in release_dead_cli_runs(instance):
         print(f"released run {run_id}: its deer-pipeline run process had died")

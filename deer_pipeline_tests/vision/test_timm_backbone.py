@@ -65,7 +65,9 @@ def test_safetensors_and_hub_cache_load_without_network(tmp_path, tiny, monkeypa
     safe = save_untrained_timm(tmp_path / "tiny.safetensors", TINY, seed=1)
     other = Embedder(EmbedderConfig(weights=f"timm:{TINY}@{safe}", device="cpu"))
     assert other.dim == 192 and other.model_version.endswith(file_version(safe))
-    for a, b in zip(other.model.state_dict().values(), tiny.model.state_dict().values()):
+    for a, b in zip(
+        other.model.state_dict().values(), tiny.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b)  # same seed, same weights, either format
 
     cache = tmp_path / "hub"
