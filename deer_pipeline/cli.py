@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "deer_pipeline.commands.db",
     "deer_pipeline.commands.dev",
     "deer_pipeline.commands.run",
+    "deer_pipeline.commands.calibrate",
     "deer_pipeline.commands.bench",
     "deer_pipeline.reid.commands",
     "deer_pipeline.exports.commands",

@@ -9,13 +9,12 @@ without loading them (``deer_pipeline/model_versions.py``). Models load in
 detections-only run does not need re-ID weights), with the loader's own error.
 """
 
-import os
-
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from deer_pipeline import config
 from deer_pipeline.model_versions import weights_version
+from deer_pipeline.vision.backbones import EmbedderWeightsError, parse_spec, weights_file
 from deer_pipeline.vision.detector import Detector, DetectorConfig
 from deer_pipeline.vision.embedder import Embedder, EmbedderConfig
 
@@ -125,9 +124,14 @@ class EmbedderResource(_ModelResource):
         return weights_version(self.weights.strip())
 
     def weights_file(self) -> str | None:
-        """The configured weights file (its calibration sits beside it), or None for none."""
-        spec = self.weights.strip()
-        return spec if os.path.isfile(spec) else None
+        """The configured weights file (its calibration sits beside it), or None for none.
+
+        For ``timm:<name>@<file>`` the checkpoint, for ``hf-hub:`` the cached weights file.
+        """
+        try:
+            return weights_file(parse_spec(self.weights))
+        except EmbedderWeightsError:
+            return None
 
     def _build(self) -> Embedder:
         return Embedder(self.embedder_config())
