@@ -18,6 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("url", _url, "print the data database URL (postgresql+psycopg2://)"),
     ):
         actions.add_parser(name, help=text).set_defaults(func=func)
+    forget = actions.add_parser(
+        "forget-model",
+        help="delete one embedding model version's vectors and HNSW indexes (sightings stay)",
+    )
+    forget.add_argument("model_version", help="as stored in embeddings.model_version")
+    forget.add_argument("--yes", action="store_true", help="really delete (else: say what would)")
+    forget.set_defaults(func=_forget_model)
 
 
 def _external_notice() -> bool:
@@ -65,4 +72,36 @@ def _url(args: argparse.Namespace) -> int:
     from deer_pipeline.db.connect import ensure_ready
 
     print(ensure_ready().data_sqlalchemy)
+    return 0
+
+
+def _forget_model(args: argparse.Namespace) -> int:
+    """Delete a model version's embeddings, its galleries' vectors, indexes and size record."""
+    from deer_pipeline.db.connect import connect, ensure_ready
+    from deer_pipeline.db.indexes import forget_model_version, model_dimension
+    from deer_pipeline.errors import DeerError
+    from deer_pipeline.reid.store import lock_identities
+
+    conn = connect(ensure_ready().data)
+    try:
+        with conn.cursor() as cur:
+            dim = model_dimension(cur, args.model_version)
+            cur.execute(
+                "SELECT count(*) FROM embeddings WHERE model_version = %s", (args.model_version,)
+            )
+            rows = cur.fetchone()[0]
+            if dim is None and rows == 0:
+                raise DeerError(f"no embedding model version {args.model_version} in this database")
+            if not args.yes:
+                print(
+                    f"would delete {rows} embeddings of {args.model_version} ({dim}-d) and its "
+                    "HNSW indexes; deer keep their sightings (pass --yes)"
+                )
+                return 0
+            lock_identities(cur)  # no identity run reads the vectors while they go
+            deleted = forget_model_version(cur, args.model_version)
+        conn.commit()
+    finally:
+        conn.close()
+    print(f"deleted {deleted} embeddings of {args.model_version} and its HNSW indexes")
     return 0

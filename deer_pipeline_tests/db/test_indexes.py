@@ -89,3 +89,23 @@ def test_the_cast_refuses_sizes_hnsw_cannot_index():
     assert halfvec_cast(768) == "halfvec(768)"
     with pytest.raises(ValueError, match="outside 1..4000"):
         halfvec_cast(4001)
+
+
+def test_forget_model_command_asks_first(clean_db, db_conn, capsys):
+    from deer_pipeline.cli import main
+
+    with db_conn.cursor() as cur:
+        register_model_version(cur, "old-model", 8)
+    db_conn.commit()
+    assert main(["db", "forget-model", "old-model"]) == 0
+    assert "would delete 0 embeddings of old-model (8-d)" in capsys.readouterr().out
+    with db_conn.cursor() as cur:
+        assert model_dimension(cur, "old-model") == 8
+    db_conn.rollback()
+    assert main(["db", "forget-model", "old-model", "--yes"]) == 0
+    with db_conn.cursor() as cur:
+        assert model_dimension(cur, "old-model") is None
+        assert index_definition(cur, index_name("embeddings", "old-model")) is None
+    db_conn.rollback()
+    assert main(["db", "forget-model", "old-model"]) == 2
+    assert "no embedding model version old-model" in capsys.readouterr().err
