@@ -73,6 +73,7 @@ def reproject(url: str, weights: Path, from_version: str) -> dict:
     import torch
 
     from deer_pipeline.db.copy import copy_rows
+    from deer_pipeline.db.indexes import register_model_version
     from deer_pipeline.reid.vectors import normalise_rows, read_id_halfvecs
     from deer_pipeline.vision.projection import split_projection
     from deer_pipeline.vision.runtime import file_version
@@ -91,6 +92,7 @@ def reproject(url: str, weights: Path, from_version: str) -> dict:
             )
             with torch.no_grad():
                 out = projection(torch.from_numpy(normalise_rows(vectors))).numpy()
+            register_model_version(cur, version, out.shape[1])  # its size and HNSW indexes
             copy_rows(
                 cur,
                 "embeddings",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from deer_pipeline.db.indexes import halfvec_cast, model_dimensions
+from deer_pipeline.db.indexes import halfvec_cast
 
 PAIR_FLOOR = 0.7  # pairs scoring at least this are proposed (tuned on worlds 11 and 21)
 SINGLE_FLOOR = 0.68  # ... or this when one of them has a single sighting
@@ -30,7 +30,8 @@ CLASS_MARGIN = 0.2  # class_scores: best minus second below this is doubtful
 LOW_CONFIDENCE = 0.4  # without class_scores: a confidence below this is doubtful
 
 _DEER = """
-SELECT id, sex, model_version, embedding_count, n_sightings FROM deer WHERE embedding IS NOT NULL
+SELECT id, sex, model_version, embedding_count, n_sightings, vector_dims(embedding) FROM deer
+ WHERE embedding IS NOT NULL
 """
 
 # Nearest deer of each deer in %(ids)s (all of model version %(mv)s), through that version's HNSW
@@ -195,12 +196,11 @@ class ProposalQueue:
             fresh.update({(a, b): float(s) for a, b, s in cur.fetchall()})
         cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(self.ef_search),))
         cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-        dims = model_dimensions(cur)
-        by_version: dict[str, list[int]] = {}
-        for i in stale:  # the signature is (sex, model_version, ...)
-            by_version.setdefault(current[i][1], []).append(i)
-        for version, ids in sorted(by_version.items()):
-            query = _NEIGHBOURS.format(cast=halfvec_cast(dims[version]))
+        by_version: dict[tuple[str, int], list[int]] = {}
+        for i in stale:  # the signature is (sex, model_version, count, sightings, size)
+            by_version.setdefault((current[i][1], current[i][4]), []).append(i)
+        for (version, dim), ids in sorted(by_version.items()):
+            query = _NEIGHBOURS.format(cast=halfvec_cast(dim))
             for start in range(0, len(ids), 1000):
                 params = {"ids": ids[start : start + 1000], "k": self.neighbours, "mv": version}
                 cur.execute(query, params)
