@@ -11,6 +11,10 @@ DROP INDEX IF EXISTS embeddings_hnsw;
 DROP INDEX IF EXISTS deer_gallery_hnsw;
 ALTER TABLE embeddings ALTER COLUMN embedding TYPE halfvec;
 ALTER TABLE deer ALTER COLUMN embedding TYPE halfvec, ALTER COLUMN embedding_sum TYPE vector;
+-- A type change resets the columns' storage to the type's default: keep 005's inline vectors
+-- (a halfvec of up to 4000 dimensions, 8 kB, still fits a row).
+ALTER TABLE embeddings ALTER COLUMN embedding SET STORAGE PLAIN;
+ALTER TABLE deer ALTER COLUMN embedding SET STORAGE PLAIN;
 
 -- One row per embedding model version: the length of its vectors (HNSW on halfvec holds at
 -- most 4000). Written before the version's first vector; the indexes are named after it.

@@ -90,6 +90,11 @@ def test_contract_tables_exist(db_conn):
             " WHERE attrelid = 'embeddings'::regclass AND attname = 'embedding'"
         )
         assert cur.fetchone()[0] == "halfvec"  # any size; one HNSW index per model version
+        cur.execute(
+            "SELECT attrelid::regclass::text, attstorage FROM pg_attribute WHERE attname = "
+            "'embedding' AND attrelid IN ('embeddings'::regclass, 'deer'::regclass) ORDER BY 1"
+        )
+        assert cur.fetchall() == [("deer", "p"), ("embeddings", "p")]  # inline, as 005 set
 
 
 def test_edited_migration_is_refused(scratch_db, tmp_path):
