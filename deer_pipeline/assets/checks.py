@@ -16,10 +16,9 @@ Each check runs in the same run as its asset (``deer-pipeline run``, backfills, 
 next to it in the UI; the checks of ``deer_identities`` live in ``identity_checks.py``.
 """
 
-import warnings
-
 import dagster as dg
 
+from deer_pipeline.compat.dagster import silence_partitioned_check_preview
 from deer_pipeline.db import quality
 from deer_pipeline.partitions import camera_locations
 from deer_pipeline.resources.database import DatabaseResource
@@ -27,7 +26,7 @@ from deer_pipeline.resources.database import DatabaseResource
 # Partitioned asset checks are a Dagster preview feature (stable enough for a per-location check
 # here): said once here instead of on every import. Modules defining such checks import this one
 # before their decorators run.
-warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
+silence_partitioned_check_preview()
 
 FAILED_SHARE_WARN = 0.05
 NO_TIME_SHARE_WARN = 0.10

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 
 from deer_pipeline.compat import embedded_postgres as compat
-from deer_pipeline.config import deer_home
+from deer_pipeline.config import deer_home, export, runtime_dir
 from deer_pipeline.db import server_leases as leases
 from deer_pipeline.errors import DeerError
 
@@ -35,12 +35,12 @@ def _prepare_home() -> Path:
         probe.unlink()
     except OSError as exc:
         raise DeerError(f"DEER_HOME {home} is not writable: {exc.strerror or exc}") from exc
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    runtime = runtime_dir()
     if not runtime or not os.access(runtime, os.W_OK):
         # embedded-postgres keeps its inter-process lock under the runtime dir; make one we own.
         run_dir = home / "run"
         run_dir.mkdir(mode=0o700, exist_ok=True)
-        os.environ["XDG_RUNTIME_DIR"] = str(run_dir)
+        export("XDG_RUNTIME_DIR", str(run_dir))
     return home
 
 
