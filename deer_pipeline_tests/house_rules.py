@@ -129,3 +129,20 @@ def workshop_imports(root: Path) -> Offences:
         return sorted({n for n in _imports(tree) if n.split(".")[0] == "deer_workshop"})
 
     return _scan(root, check)
+
+
+def commands_outside_commands(root: Path) -> Offences:
+    """Modules outside ``commands/`` (and ``cli.py``) that define command-line parsers."""
+
+    def check(rel: Path, tree: ast.AST) -> list[str]:
+        if rel.parts[0] == "commands" or rel.as_posix() == "cli.py":
+            return []
+        return [
+            f"line {node.lineno}: .{node.func.attr}(...)"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in {"add_parser", "add_subparsers"}
+        ]
+
+    return _scan(root, check)

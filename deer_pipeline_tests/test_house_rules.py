@@ -17,6 +17,7 @@ CHECKERS = {
     "process-wide patches": house_rules.process_wide_patches,
     "dagster in libraries": house_rules.dagster_in_libraries,
     "workshop imports": house_rules.workshop_imports,
+    "commands outside commands/": house_rules.commands_outside_commands,
 }
 
 PLANTS = {
@@ -28,6 +29,10 @@ PLANTS = {
     ),
     "dagster in libraries": ("review_app/observe.py", "import dagster as dg\n"),
     "workshop imports": ("reid/uses_world.py", "from deer_workshop.synthetic import world\n"),
+    "commands outside commands/": (
+        "exports/commands.py",
+        "def register(subparsers):\n    subparsers.add_parser('export')\n",
+    ),
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from deer_pipeline.reid.commands import os_user
+from deer_pipeline.commands.deer import os_user
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
