@@ -15,6 +15,7 @@ Offences = dict[str, list[str]]
 
 ENVIRONMENT_OWNER = "config.py"
 SHIM_FOLDER = "compat"
+CHECK_MAKERS = {"asset_check", "multi_asset_check", "AssetCheckSpec"}
 DAGSTER_FREE = ("review_app", "ingest", "vision", "reid", "exports", "db", "bench")
 """Plain libraries: no Dagster import (docs/architecture.md, Layers)."""
 
@@ -143,6 +144,23 @@ def commands_outside_commands(root: Path) -> Offences:
             if isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
             and node.func.attr in {"add_parser", "add_subparsers"}
+        ]
+
+    return _scan(root, check)
+
+
+def hand_written_checks(root: Path) -> Offences:
+    """Asset checks defined outside the factory (``assets/quality_checks.py``)."""
+
+    def check(rel: Path, tree: ast.AST) -> list[str]:
+        if rel.as_posix() == "assets/quality_checks.py":
+            return []
+        return [
+            f"line {node.lineno}: asset_check"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute | ast.Name)
+            and getattr(node, "attr", getattr(node, "id", None))
+            in {"asset_check", "AssetCheckSpec"}
         ]
 
     return _scan(root, check)

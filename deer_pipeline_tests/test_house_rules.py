@@ -18,6 +18,7 @@ CHECKERS = {
     "dagster in libraries": house_rules.dagster_in_libraries,
     "workshop imports": house_rules.workshop_imports,
     "commands outside commands/": house_rules.commands_outside_commands,
+    "asset checks by hand": house_rules.hand_written_checks,
 }
 
 PLANTS = {
@@ -29,6 +30,10 @@ PLANTS = {
     ),
     "dagster in libraries": ("review_app/observe.py", "import dagster as dg\n"),
     "workshop imports": ("reid/uses_world.py", "from deer_workshop.synthetic import world\n"),
+    "asset checks by hand": (
+        "assets/more_checks.py",
+        "import dagster as dg\n\n@dg.asset_check(asset='raw_images')\ndef c():\n    pass\n",
+    ),
     "commands outside commands/": (
         "exports/commands.py",
         "def register(subparsers):\n    subparsers.add_parser('export')\n",

@@ -32,7 +32,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from deer_pipeline.errors import DeerError
-from deer_pipeline.vocabulary import CAMTRAP_TERMS
+from deer_pipeline.vocabulary import CAMTRAP_TERMS, individual_id
 
 VERSION = "1.0.2"
 BASE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{VERSION}"
@@ -174,11 +174,6 @@ def _stamp(value: datetime | None, zone: ZoneInfo) -> str:
 
 def _number(value: float, digits: int = 6) -> str:
     return f"{round(float(value), digits):.{digits}f}".rstrip("0").rstrip(".") or "0"
-
-
-def individual_id(deer_id: int | None) -> str:
-    """The ``individualID`` of a deer (empty for a detection with no identity)."""
-    return "" if deer_id is None else f"deer-{deer_id}"
 
 
 def _bbox(x1, y1, x2, y2, width, height) -> dict[str, str]:
