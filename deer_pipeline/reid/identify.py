@@ -90,7 +90,8 @@ version AS (
       JOIN embeddings e ON e.detection_id = d.id AND e.model_version = %(mv)s
      ORDER BY d.created_at DESC, d.id DESC LIMIT 1)
 SELECT d.id, d.image_id, f.burst, f.frame, f.captured_at, COALESCE(c.class_name, d.class_name),
-       d.confidence, d.x1, d.y1, d.x2, d.y2, d.class_scores, c.class_name IS NOT NULL
+       d.confidence, d.x1, d.y1, d.x2, d.y2, d.class_scores, c.class_name IS NOT NULL,
+       d.monochrome
   FROM detections d JOIN frames f ON f.id = d.image_id
   JOIN embeddings e ON e.detection_id = d.id AND e.model_version = %(mv)s
   LEFT JOIN detection_corrections c ON c.detection_id = d.id
@@ -186,6 +187,7 @@ def load_pending(cur, location_key: str, model_version: str) -> list[Detection]:
             embedding=by_id[r[0]],
             class_scores=r[11],
             corrected=bool(r[12]),
+            monochrome=r[13],
         )
         for r in rows
     ]
