@@ -47,6 +47,7 @@ COPY_TYPES: dict[str, dict[str, str]] = {
         "x2": "float4",
         "y2": "float4",
         "class_scores": "jsonb",
+        "monochrome": "bool",
     },
     "embeddings": {"detection_id": "int8", "model_version": "text", "embedding": "halfvec"},
     "deer": {

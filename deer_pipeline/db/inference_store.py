@@ -48,6 +48,7 @@ DETECTION_FIELDS = (
     "x2",
     "y2",
     "class_scores",
+    "monochrome",
 )
 """What a writer gives for each box (``upsert_detections``); ids and the version are ours."""
 _DET_COLUMNS = copy_columns("detections", DETECTION_FIELDS)
@@ -67,13 +68,13 @@ _EMBEDDINGS_STORED = (
 
 _UPSERT_DETECTIONS = """
 INSERT INTO detections (image_id, model_version, det_index, class_name, confidence, x1, y1, x2, y2,
-                        class_scores)
-SELECT image_id, %s, det_index, class_name, confidence, x1, y1, x2, y2, class_scores
+                        class_scores, monochrome)
+SELECT image_id, %s, det_index, class_name, confidence, x1, y1, x2, y2, class_scores, monochrome
 FROM stage_detections
 ON CONFLICT (image_id, model_version, det_index) DO UPDATE SET
     class_name = EXCLUDED.class_name, confidence = EXCLUDED.confidence,
     x1 = EXCLUDED.x1, y1 = EXCLUDED.y1, x2 = EXCLUDED.x2, y2 = EXCLUDED.y2,
-    class_scores = EXCLUDED.class_scores
+    class_scores = EXCLUDED.class_scores, monochrome = EXCLUDED.monochrome
 RETURNING id, image_id, det_index
 """
 _DELETE_BEYOND = """
@@ -151,7 +152,8 @@ def stage_tables(cur) -> None:
     """
     cur.execute(
         "CREATE TEMP TABLE IF NOT EXISTS stage_detections (image_id bigint, det_index int, "
-        "class_name text, confidence real, x1 real, y1 real, x2 real, y2 real, class_scores jsonb);"
+        "class_name text, confidence real, x1 real, y1 real, x2 real, y2 real, class_scores jsonb, "
+        "monochrome boolean);"
         "CREATE TEMP TABLE IF NOT EXISTS stage_embeddings (detection_id bigint, "
         "embedding halfvec(2048));"
         "DELETE FROM stage_detections; DELETE FROM stage_embeddings"
@@ -212,6 +214,7 @@ def _detection_columns(batch: BatchResult) -> dict:
         "x2": b[:, 2],
         "y2": b[:, 3],
         "class_scores": batch.class_scores or [None] * len(b),
+        "monochrome": batch.monochrome if batch.monochrome is not None else [None] * len(b),
     }
 
 

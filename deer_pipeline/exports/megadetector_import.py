@@ -245,7 +245,9 @@ def store_results(conn, parsed: ParsedResults, model_version: str, image_root: P
             for rank, b in enumerate(parsed.boxes[file]):
                 x, y, w, h = b.bbox
                 box = (x * width, y * height, (x + w) * width, (y + h) * height)
-                row = (image_id, rank, b.class_name, b.confidence, *box, b.class_scores or None)
+                scores = b.class_scores or None
+                mono = None  # not measured: no pixels are read on import
+                row = (image_id, rank, b.class_name, b.confidence, *box, scores, mono)
                 for name, value in zip(DETECTION_FIELDS, row, strict=True):
                     columns[name].append(value)
         stage_tables(cur)
