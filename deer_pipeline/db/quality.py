@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from deer_pipeline.vocabulary import DEER_CLASSES, NOT_DEER, individual_id
+from deer_pipeline.vocabulary import DEER_CLASSES, individual_id
 
 BOX_TOLERANCE_PX = 1.0  # rounding of float4 coordinates at the image edge
 DUPLICATE_IOU = 0.7
@@ -76,10 +76,8 @@ def duplicate_boxes(cur, key: str, iou: float = DUPLICATE_IOU) -> dict:
         WITH b AS (
             SELECT d.id, d.image_id, d.model_version, d.x1, d.y1, d.x2, d.y2,
                    (d.x2 - d.x1) * (d.y2 - d.y1) AS area
-              FROM detections d JOIN images i ON i.id = d.image_id
-              LEFT JOIN detection_corrections c ON c.detection_id = d.id
-             WHERE i.location_key = %s AND i.status = 'ok'
-               AND COALESCE(c.class_name, '') <> %s),
+              FROM effective_detections d JOIN images i ON i.id = d.image_id
+             WHERE i.location_key = %s AND i.status = 'ok'),
         pairs AS (
             SELECT a.id AS a, b.id AS b, a.image_id,
                    greatest(0, least(a.x2, b.x2) - greatest(a.x1, b.x1))
@@ -90,7 +88,7 @@ def duplicate_boxes(cur, key: str, iou: float = DUPLICATE_IOU) -> dict:
         SELECT a, b, image_id, round((inter / nullif(areas - inter, 0))::numeric, 3)
           FROM pairs WHERE inter / nullif(areas - inter, 0) >= %s ORDER BY a, b
         """,
-        (key, NOT_DEER, iou),
+        (key, iou),
     )
     rows = cur.fetchall()
     return {
@@ -196,13 +194,11 @@ def sex_conflicts(cur, key: str, confident: float = CONFIDENT) -> dict:
         WITH here AS (
             SELECT DISTINCT s.deer_id FROM sightings s JOIN detections d ON d.id = s.detection_id
               JOIN images i ON i.id = d.image_id WHERE i.location_key = %s)
-        SELECT s.deer_id, array_agg(DISTINCT COALESCE(c.class_name, d.class_name))
+        SELECT s.deer_id, array_agg(DISTINCT d.class_name)
           FROM sightings s JOIN here h ON h.deer_id = s.deer_id
-          JOIN detections d ON d.id = s.detection_id
-          LEFT JOIN detection_corrections c ON c.detection_id = d.id
-         WHERE COALESCE(c.class_name, d.class_name) = ANY(%s)
-           AND (c.detection_id IS NOT NULL OR d.confidence >= %s)
-         GROUP BY s.deer_id HAVING count(DISTINCT COALESCE(c.class_name, d.class_name)) > 1
+          JOIN effective_detections d ON d.id = s.detection_id
+         WHERE d.class_name = ANY(%s) AND (d.corrected OR d.confidence >= %s)
+         GROUP BY s.deer_id HAVING count(DISTINCT d.class_name) > 1
          ORDER BY s.deer_id
         """,
         (key, list(DEER_CLASSES), confident),

@@ -149,17 +149,11 @@ SELECT id, location_key, captured_at, rel_path, format, camera_make, camera_mode
   FROM images WHERE status = 'ok' AND captured_at IS NOT NULL ORDER BY location_key, captured_at, id
 """
 _OBSERVATIONS = """
-WITH latest AS (
-    SELECT DISTINCT ON (image_id) image_id, model_version
-      FROM detections ORDER BY image_id, created_at DESC, id DESC)
-SELECT d.id, d.image_id, COALESCE(c.class_name, d.class_name), c.detection_id IS NOT NULL,
+SELECT d.id, d.image_id, d.class_name, d.corrected,
        d.confidence, d.x1, d.y1, d.x2, d.y2, s.deer_id, d.model_version, d.created_at,
-       c.corrected_at, c.reviewer
-  FROM detections d
-  JOIN latest l ON l.image_id = d.image_id AND l.model_version = d.model_version
-  LEFT JOIN detection_corrections c ON c.detection_id = d.id
+       d.corrected_at, d.corrected_by
+  FROM current_detections d
   LEFT JOIN sightings s ON s.detection_id = d.id
- WHERE COALESCE(c.class_name, '') <> 'not-deer'
  ORDER BY d.image_id, d.det_index
 """
 
