@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "deer_pipeline.commands.bench",
     "deer_pipeline.reid.commands",
     "deer_pipeline.exports.commands",
+    "deer_pipeline.commands.report",
     "deer_pipeline.commands.imports",
     "deer_pipeline.review_app.commands",
 ]
