@@ -5,6 +5,7 @@ import dagster as dg
 from deer_pipeline.assets.benchmark import benchmark
 from deer_pipeline.assets.camtrap_dp import camtrap_dp, every_deer_is_an_individual
 from deer_pipeline.assets.checks import PIPELINE_CHECKS
+from deer_pipeline.assets.herd_survey import counts_mostly_reviewed, herd_survey
 from deer_pipeline.assets.identities import deer_identities
 from deer_pipeline.assets.identity_checks import IDENTITY_CHECKS
 from deer_pipeline.assets.inference import inference
@@ -23,9 +24,15 @@ defs = dg.Definitions(
         inference,
         deer_identities,
         camtrap_dp,
+        herd_survey,
         benchmark,
     ],
-    asset_checks=[*PIPELINE_CHECKS, *IDENTITY_CHECKS, every_deer_is_an_individual],
+    asset_checks=[
+        *PIPELINE_CHECKS,
+        *IDENTITY_CHECKS,
+        every_deer_is_an_individual,
+        counts_mostly_reviewed,
+    ],
     jobs=[pipeline_job, benchmark_job],
     sensors=[
         new_images_sensor,
