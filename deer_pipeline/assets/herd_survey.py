@@ -24,6 +24,7 @@ from deer_pipeline.jobs import PIPELINE_GROUP
 from deer_pipeline.partitions import camera_locations
 from deer_pipeline.pools import IDENTITY_POOL
 from deer_pipeline.resources.database import DatabaseResource
+from deer_pipeline.resources.images import ImageRootResource
 from deer_pipeline.resources.survey import SurveyResource
 
 UNREVIEWED_SHARE_WARN = 0.5
@@ -65,7 +66,9 @@ def headline_markdown(result: dict) -> str:
     kinds={"html", "json"},
     description="Herd survey report: unique bucks, does and fawns, ratios, activity (all places).",
 )
-def herd_survey(database: DatabaseResource, survey: SurveyResource) -> dg.MaterializeResult:
+def herd_survey(
+    database: DatabaseResource, image_root: ImageRootResource, survey: SurveyResource
+) -> dg.MaterializeResult:
     """Write the report to a fresh folder, then move its files into place."""
     start, end, locations = survey.window()
     out = report_dir()
@@ -73,7 +76,7 @@ def herd_survey(database: DatabaseResource, survey: SurveyResource) -> dg.Materi
     staging = Path(tempfile.mkdtemp(prefix=".herd-survey-", dir=out.parent))
     try:
         with database.transaction() as cur:
-            result = write_report(cur, staging, start, end, locations)
+            result = write_report(cur, staging, start, end, locations, image_root.path())
         out.mkdir(exist_ok=True)
         for stale in out.glob("herd-*.png"):
             if stale.name not in result["plots"].values():
@@ -98,6 +101,7 @@ def herd_survey(database: DatabaseResource, survey: SurveyResource) -> dg.Materi
             "unique_does": u["doe"],
             "unique_fawns": u["fawn"],
             "reviewed_deer": result["reviewed_deer"],
+            "night_detections": sum(result["survey"].activity_night),
         }
     )
 

@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _herd(args: argparse.Namespace) -> int:
+    from deer_pipeline.config import image_root
     from deer_pipeline.db.connect import data_connection
     from deer_pipeline.exports.herd_page import number
     from deer_pipeline.exports.herd_survey import write_herd_survey
@@ -42,7 +43,9 @@ def _herd(args: argparse.Namespace) -> int:
     conn = data_connection()
     try:
         with conn, conn.cursor() as cur:
-            result = write_herd_survey(cur, args.out, args.start, args.end, args.location)
+            result = write_herd_survey(
+                cur, args.out, args.start, args.end, args.location, image_root()
+            )
     finally:
         conn.close()
     u, j, r = result["unique"], result["jacobson"], result["ratios"]

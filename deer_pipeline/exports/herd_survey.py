@@ -18,7 +18,9 @@ numbers as a table) and ``summary.json``. What counts:
   person decided on it (a ``manual`` sighting or a corrected class among its sightings);
 - camera-days: per location, the days from its first to its last photo (its cameras' working
   span as far as the photos tell), clipped to the window, inclusive;
-- night: infrared frames (the camera wrote a greyscale image, ``color_mode`` ``L``).
+- night: infrared frames, grey pictures (``vision/light.py``), judged once per burst from its
+  first frame's file under the image root; without an image root, or for a file that cannot be
+  read, only frames stored as greyscale (``color_mode`` ``L``) count as night.
 
 Figures that cannot be computed (a ratio over zero) are ``None``, never a guess.
 """
@@ -33,12 +35,12 @@ from pathlib import Path
 
 from deer_pipeline.errors import DeerError
 from deer_pipeline.ingest.store import location_names
+from deer_pipeline.vision.light import GREY_MODES, is_infrared
 from deer_pipeline.vocabulary import DEER_CLASSES, NOT_DEER, UNKNOWN_SEX
 
 CLASSES = ("buck", "doe", "fawn")
 """The report's order of the deer classes (the survey's, not the detector's)."""
 UNIQUE_KEYS = (*CLASSES, UNKNOWN_SEX)
-INFRARED_MODES = ("L", "I;16", "LA")
 SUMMARY = "summary.json"
 PAGE = "index.html"
 TOP_DEER = 12
@@ -55,7 +57,8 @@ SELECT i.location_key, min(i.captured_at)::date, max(i.captured_at)::date,
 # One row per detection of the newest detector version of each photo in scope.
 _DETECTIONS = """
 WITH scope AS (
-    SELECT id, location_key, captured_at, color_mode FROM images
+    SELECT id, location_key, captured_at, color_mode, rel_path, COALESCE(burst_id, id) AS burst
+      FROM images
      WHERE status = 'ok' AND captured_at >= %(start)s AND captured_at < %(stop)s
        AND location_key = ANY(%(keys)s)),
 latest AS (
@@ -63,7 +66,7 @@ latest AS (
       FROM detections d JOIN scope ON scope.id = d.image_id
      ORDER BY d.image_id, d.created_at DESC, d.id DESC)
 SELECT d.id, scope.location_key, scope.captured_at, scope.color_mode,
-       COALESCE(c.class_name, d.class_name), s.deer_id
+       COALESCE(c.class_name, d.class_name), s.deer_id, scope.rel_path, scope.burst
   FROM detections d
   JOIN latest l ON l.image_id = d.image_id AND l.model_version = d.model_version
   JOIN scope ON scope.id = d.image_id
@@ -144,6 +147,10 @@ class Survey:
     deer_detections: int
     activity_day: list[int]
     activity_night: list[int]
+    light_from_files: bool = False
+    """Night told from the files' pixels (an image root was given), not only from the mode."""
+    unreadable_frames: int = 0
+    """Bursts whose first frame could not be read to tell day from night (counted as day)."""
 
     @property
     def camera_days(self) -> int:
@@ -230,7 +237,11 @@ def resolve_locations(cur, wanted: list[str] | None) -> dict[str, str]:
 
 
 def read_survey(
-    cur, start: date | None = None, end: date | None = None, locations: list[str] | None = None
+    cur,
+    start: date | None = None,
+    end: date | None = None,
+    locations: list[str] | None = None,
+    image_root: Path | None = None,
 ) -> Survey:
     """Read the survey's figures from the tables.
 
@@ -239,6 +250,8 @@ def read_survey(
         start: first camera-local date of the window (None: the first photo's).
         end: last camera-local date, inclusive (None: the last photo's).
         locations: location keys or folder names (None: every location).
+        image_root: ``DEER_IMAGE_ROOT``, to tell infrared frames from their pixels (None: from
+            the stored colour mode only).
 
     Returns:
         The :class:`Survey`; its window is the dates given, else the span of the photos in scope
@@ -268,13 +281,14 @@ def read_survey(
     day, night = [0] * 24, [0] * 24
     deer_detections = 0
     cur.execute(_DETECTIONS, params)
-    for _, key, when, mode, cls, deer_id in cur.fetchall():
-        if cls in CLASSES:
-            photos[cls] += 1
-        if cls in CLASSES or deer_id is not None:
-            deer_detections += 1
-            figures[key].deer_detections += 1
-            (night if mode in INFRARED_MODES else day)[when.hour] += 1
+    rows = cur.fetchall()
+    deer_rows = [r for r in rows if r[4] in CLASSES or r[5] is not None]
+    infrared, unreadable = _infrared_bursts(deer_rows, image_root)
+    photos.update(r[4] for r in rows if r[4] in CLASSES)
+    for _, key, when, _, _, _, _, burst in deer_rows:
+        deer_detections += 1
+        figures[key].deer_detections += 1
+        (night if infrared[burst] else day)[when.hour] += 1
     cur.execute(_DEER, params)
     deer = {i: DeerFigures(i, sex, bool(reviewed)) for i, sex, reviewed in cur.fetchall()}
     cur.execute(_SIGHTINGS, params)
@@ -294,7 +308,25 @@ def read_survey(
         deer_detections=deer_detections,
         activity_day=day,
         activity_night=night,
+        light_from_files=image_root is not None,
+        unreadable_frames=unreadable,
     )
+
+
+def _infrared_bursts(rows, image_root: Path | None) -> tuple[dict[int, bool], int]:
+    """Burst -> whether it was shot in infrared (its first frame decides); and unreadable count."""
+    first: dict[int, tuple] = {}
+    for row in sorted(rows, key=lambda r: (r[7], r[2], r[6])):
+        first.setdefault(row[7], row)
+    out, unreadable = {}, 0
+    for burst, (_, _, _, mode, _, _, rel_path, _) in first.items():
+        grey = mode in GREY_MODES
+        if not grey and image_root is not None:
+            seen = is_infrared(Path(image_root) / rel_path)
+            unreadable += seen is None
+            grey = bool(seen)
+        out[burst] = grey
+    return out, unreadable
 
 
 def _unique(counts: Counter) -> dict[str, int]:
@@ -338,6 +370,7 @@ def write_herd_survey(
     start: date | None = None,
     end: date | None = None,
     locations: list[str] | None = None,
+    image_root: Path | None = None,
 ) -> dict:
     """Write the herd survey report: ``index.html``, its PNG plots and ``summary.json``.
 
@@ -347,6 +380,7 @@ def write_herd_survey(
         start: first camera-local date of the window (None: the first photo's).
         end: last camera-local date, inclusive (None: the last photo's).
         locations: location keys or folder names (None: every location).
+        image_root: ``DEER_IMAGE_ROOT``, to tell infrared frames from their pixels.
 
     Returns:
         The summary, plus ``path`` (the page), ``images`` (photos in the window),
@@ -358,7 +392,7 @@ def write_herd_survey(
     from deer_pipeline.exports.herd_page import render_page
     from deer_pipeline.exports.herd_plots import draw_plots
 
-    survey = read_survey(cur, start, end, locations)
+    survey = read_survey(cur, start, end, locations, image_root)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = summary(survey)

@@ -5,7 +5,8 @@ Two bucks, four does and three fawns at two locations, one folder named as a per
 changes between visits (cosine about 0.77), so a run with the matcher at 0.8 founds a deer per
 visit and review has to join them. Each buck comes four times, each doe one or two times (bucks
 on camera more often, as Moore et al. 2014 found), so the camera-survey estimate is below the
-identified does and fawns. Some visits are at night: their frames are greyscale (``color_mode`` L).
+identified does and fawns. Some visits are at night: their frames are grey pictures stored as RGB
+JPEGs (as most trail cameras write infrared shots), so only their pixels tell night from day.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+
+from PIL import Image, ImageDraw
 
 from deer_pipeline.ingest.locations import location_key
 from deer_pipeline.reid.identify import identify_location
@@ -63,6 +66,19 @@ def truth_herd(truth: dict) -> Counter:
     return Counter(seen.values())
 
 
+def _write_jpeg(path: Path, image: dict, night: bool) -> None:
+    """A frame as the camera writes it: colour by day, a grey RGB picture at night."""
+    size = (image["width"], image["height"])
+    if night:
+        picture = Image.new("L", size, 60).convert("RGB")
+    else:
+        picture = Image.new("RGB", size, (70, 110, 50))
+    deer = (140, 140, 140) if night else (150, 110, 70)
+    ImageDraw.Draw(picture).rectangle((200, 300, 400, 450), fill=deer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path, "JPEG", quality=85)
+
+
 def build_herd(conn, root: Path) -> dict:
     """Write the herd's images, detections and embeddings, identify both locations.
 
@@ -96,11 +112,11 @@ def build_herd(conn, root: Path) -> dict:
             images.append((image["rel_path"], list(det["box"]), ANIMALS[name][0], name))
     with conn.cursor() as cur:
         cur.execute("UPDATE locations SET folder = %s WHERE key = %s", (EAST, keys[EAST]))
-        cur.execute(
-            "UPDATE images SET color_mode = CASE WHEN rel_path = ANY(%s) THEN 'L' ELSE 'RGB' END",
-            (night_paths,),
-        )
+        cur.execute("UPDATE images SET color_mode = 'RGB'")
     conn.commit()
+    for scene in scenes.values():
+        for image in scene.images:
+            _write_jpeg(root / image["rel_path"], image, image["rel_path"] in night_paths)
     by_file: dict[str, list] = {}
     for rel_path, box, cls, name in images:
         by_file.setdefault(rel_path, []).append({"bbox": box, "class": cls, "individual_id": name})

@@ -26,10 +26,13 @@ def browser():
     driver.quit()
 
 
-def test_report_opens_offline_with_every_picture(clean_db, tmp_path, browser, artifacts, capsys):
+def test_report_opens_offline_with_every_picture(
+    clean_db, tmp_path, browser, artifacts, capsys, monkeypatch
+):
     conn = connect(clean_db.data)
     world = build_herd(conn, tmp_path / "world")
     conn.close()
+    monkeypatch.setenv("DEER_IMAGE_ROOT", str(tmp_path / "world"))
     assert main(["review", "simulate", "--truth", str(world["truth"])]) == 0
     out = tmp_path / "report"
     assert main(["report", "herd", str(out)]) == 0

@@ -8,7 +8,8 @@ import pytest
 
 from deer_pipeline.cli import main
 from deer_pipeline.db.connect import connect
-from deer_pipeline.exports.herd_survey import write_herd_survey
+from deer_pipeline.exports.herd_survey import read_survey
+from deer_pipeline.vision.light import is_infrared
 from deer_pipeline_tests.exports.herd_world import CREEK, EAST, build_herd, truth_herd
 
 SUMMARY_KEYS = {
@@ -25,9 +26,10 @@ SUMMARY_KEYS = {
 
 
 @pytest.fixture
-def herd(clean_db, tmp_path):
+def herd(clean_db, tmp_path, monkeypatch):
     conn = connect(clean_db.data)
     world = build_herd(conn, tmp_path / "world")
+    monkeypatch.setenv("DEER_IMAGE_ROOT", str(tmp_path / "world"))
     yield {**world, "conn": conn}
     conn.close()
 
@@ -123,17 +125,20 @@ def test_window_and_location_filters(herd, tmp_path, capsys):
     assert [loc["location"] for loc in named["per_location"]] == [herd["keys"][EAST]]
 
 
-def test_library_returns_the_page_and_plots(herd, tmp_path):
+def test_night_is_told_from_the_pictures(herd, tmp_path):
+    """Night frames are grey RGB JPEGs: only their pixels say so (5 night visits, 3 frames)."""
     with herd["conn"].cursor() as cur:
-        result = write_herd_survey(cur, tmp_path / "lib")
-    assert set(result["plots"]) == {
-        "unique",
-        "estimate",
-        "ratios",
-        "sightings",
-        "activity",
-        "rai",
-        "timeline",
-    }
-    for name in result["plots"].values():
-        assert (tmp_path / "lib" / name).stat().st_size > 1000
+        blind = read_survey(cur)
+        seen = read_survey(cur, image_root=tmp_path / "world")
+    assert sum(blind.activity_night) == 0 and not blind.light_from_files
+    assert sum(seen.activity_night) == 15 and seen.unreadable_frames == 0
+    assert [h for h in range(24) if seen.activity_night[h]] == [2, 5, 20, 21, 22]
+    assert seen.activity == blind.activity
+
+
+def test_infrared_on_real_photos(camera_traps):
+    """The 75 real sample photos: 32 grey (infrared) ones, all stored as RGB JPEGs."""
+    files = sorted(p for p in camera_traps.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
+    found = [is_infrared(p) for p in files]
+    assert len(files) == 75 and None not in found
+    assert sum(found) == 32
