@@ -48,7 +48,9 @@ assert set(CLASSES) == set(DEER_CLASSES)
 
 _IMAGES = """
 SELECT i.location_key, min(i.captured_at)::date, max(i.captured_at)::date,
-       count(*) FILTER (WHERE i.captured_at >= %(start)s AND i.captured_at < %(stop)s)
+       count(*) FILTER (WHERE i.captured_at >= %(start)s AND i.captured_at < %(stop)s),
+       min(i.captured_at) FILTER (WHERE i.captured_at >= %(start)s AND i.captured_at < %(stop)s),
+       max(i.captured_at) FILTER (WHERE i.captured_at >= %(start)s AND i.captured_at < %(stop)s)
   FROM images i
  WHERE i.status = 'ok' AND i.captured_at IS NOT NULL AND i.location_key = ANY(%(keys)s)
  GROUP BY i.location_key
@@ -254,8 +256,8 @@ def read_survey(
             the stored colour mode only).
 
     Returns:
-        The :class:`Survey`; its window is the dates given, else the span of the photos in scope
-        (``None`` when there are none).
+        The :class:`Survey`; its window is the dates given, else the first or last date of the
+        photos in the window (``None`` when there are none).
 
     Raises:
         DeerError: an unknown location, or ``start`` after ``end``.
@@ -267,16 +269,15 @@ def read_survey(
     hi = datetime.combine(end + timedelta(days=1), datetime.min.time()) if end else _FAR_FUTURE
     params = {"keys": list(names), "start": lo, "stop": hi, "not_deer": NOT_DEER}
     cur.execute(_IMAGES, params)
-    spans = {key: (first, last, n) for key, first, last, n in cur.fetchall()}
-    window_start = start or min((s[0] for s in spans.values()), default=None)
-    window_end = end or max((s[1] for s in spans.values()), default=None)
+    spans = {row[0]: row[1:] for row in cur.fetchall()}
+    window_start = start or min((s[3].date() for s in spans.values() if s[3]), default=None)
+    window_end = end or max((s[4].date() for s in spans.values() if s[4]), default=None)
     figures = {key: LocationFigures(key, name) for key, name in names.items()}
-    for key, (first, last, n) in spans.items():
+    for key, (first, last, n, _, _) in spans.items():
         loc = figures[key]
         loc.photos = n
-        if window_start and window_end:
-            lo_day, hi_day = max(first, window_start), min(last, window_end)
-            loc.camera_days = max(0, (hi_day - lo_day).days + 1)
+        lo_day, hi_day = max(first, start or first), min(last, end or last)
+        loc.camera_days = max(0, (hi_day - lo_day).days + 1)
     photos: Counter = Counter()
     day, night = [0] * 24, [0] * 24
     deer_detections = 0

@@ -114,6 +114,9 @@ def test_window_and_location_filters(herd, tmp_path, capsys):
     assert empty["jacobson"] == {"bucks": 0, "does": None, "fawns": None, "total": None}
     assert empty["ratios"] == {"does_per_buck": None, "fawns_per_doe": None}
     assert all(loc["rai"] is None for loc in empty["per_location"])
+    before = _report(herd, tmp_path / "before", "--to", "2024-08-01")
+    assert before["window"] == {"start": None, "end": "2024-08-01"}
+    assert before["camera_days"] == 0 and before["unique"]["total"] == 0
     page = (tmp_path / "empty" / "index.html").read_text()
     assert 'id="no-photos"' in page and "<img" not in page
     assert main(["report", "herd", str(tmp_path / "x"), "--location", "Nowhere"]) == 2
