@@ -64,7 +64,7 @@ def headline_markdown(result: dict) -> str:
     deps=[dg.AssetKey("deer_identities")],
     pool=IDENTITY_POOL,
     kinds={"html", "json"},
-    description="Herd survey report: unique bucks, does and fawns, ratios, activity (all places).",
+    description="Herd survey: unique bucks, does and fawns, ratios, activity (all locations).",
 )
 def herd_survey(
     database: DatabaseResource, image_root: ImageRootResource, survey: SurveyResource
