@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "deer_pipeline.commands.bench",
     "deer_pipeline.commands.deer",
     "deer_pipeline.commands.exports",
+    "deer_pipeline.commands.report",
     "deer_pipeline.commands.imports",
     "deer_pipeline.commands.review",
 ]

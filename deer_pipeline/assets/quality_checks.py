@@ -7,7 +7,7 @@ gets it from the provider its asset's module passes in. Each asset module builds
 (``checks_for``), so an asset and its checks are defined in one place.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import dagster as dg
 
@@ -36,7 +36,9 @@ def check_metadata(figures: dict) -> dict:
     }
 
 
-def _check(rule: quality.Rule, provider: Provider | None) -> dg.AssetChecksDefinition:
+def _check(
+    rule: quality.Rule, provider: Provider | None, resources: Collection[str]
+) -> dg.AssetChecksDefinition:
     severity = dg.AssetCheckSeverity.ERROR if rule.error else dg.AssetCheckSeverity.WARN
 
     @dg.asset_check(
@@ -45,11 +47,11 @@ def _check(rule: quality.Rule, provider: Provider | None) -> dg.AssetChecksDefin
         partitions_def=camera_locations,
         blocking=rule.blocking,
         description=rule.description,
+        required_resource_keys={"database", *resources},
     )
-    def check(
-        context: dg.AssetCheckExecutionContext, database: DatabaseResource
-    ) -> dg.AssetCheckResult:
+    def check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         extra = provider(context) if provider is not None else ()
+        database: DatabaseResource = context.resources.database
         with database.transaction() as cur:
             figures = rule.figures(cur, context.partition_key, *extra)
         return dg.AssetCheckResult(
@@ -63,7 +65,7 @@ def _check(rule: quality.Rule, provider: Provider | None) -> dg.AssetChecksDefin
 
 
 def checks_for(
-    asset: str, providers: Mapping[str, Provider] | None = None
+    asset: str, providers: Mapping[str, Provider] | None = None, resources: Collection[str] = ()
 ) -> list[dg.AssetChecksDefinition]:
     """Return the asset checks of ``asset``, one per rule of ``db/quality.py``.
 
@@ -71,12 +73,14 @@ def checks_for(
         asset: the asset's key.
         providers: for each ``Rule.needs`` of its rules, a function of the check's context that
             returns the extra arguments of the rule's figures.
+        resources: resource keys the providers read (``context.resources``), besides
+            ``database``.
 
     Raises:
         KeyError: a rule needs a provider that was not given.
     """
     providers = providers or {}
     return [
-        _check(rule, providers[rule.needs] if rule.needs else None)
+        _check(rule, providers[rule.needs] if rule.needs else None, resources)
         for rule in quality.rules_of(asset)
     ]

@@ -258,7 +258,26 @@ class Rule:
     needs: str | None = None
 
 
+def unreviewed_counts(cur, key: str, start, end, locations) -> dict:
+    """Share of each unique-deer count of the herd survey resting on deer nobody reviewed.
+
+    Args:
+        cur: a cursor.
+        key: the location whose run asks (the survey covers its own window and locations).
+        start: the survey window's first date (None: the first photo's).
+        end: its last date (None: the last photo's).
+        locations: the survey's locations (None: all).
+    """
+    from deer_pipeline.exports.herd_survey import read_survey, unreviewed_shares
+
+    shares = unreviewed_shares(read_survey(cur, start, end, locations))
+    over = sorted(k for k, share in shares.items() if share > UNREVIEWED_SHARE_WARN)
+    figures = {f"unreviewed_share_{k}": round(v, 3) for k, v in shares.items()}
+    return {**figures, "over": over}
+
+
 FAILED_SHARE_WARN = 0.05
+UNREVIEWED_SHARE_WARN = 0.5
 NO_TIME_SHARE_WARN = 0.10
 
 RULES: tuple[Rule, ...] = (
@@ -357,6 +376,22 @@ RULES: tuple[Rule, ...] = (
         lambda f: f"{f['absent']} of {f['deer']} deer missing from observations.csv",
         error=True,
         needs="observations_csv",
+    ),
+    # herd_survey: figures resting mostly on deer nobody reviewed are the machine's guesses;
+    # people should know before they trust them: WARN.
+    Rule(
+        "counts_mostly_reviewed",
+        "herd_survey",
+        "Most of each unique-deer count rests on deer a person has reviewed.",
+        unreviewed_counts,
+        lambda f: not f["over"],
+        lambda f: (
+            f"most of the {', '.join(f['over'])} count rests on unreviewed deer: review them "
+            "(deer-pipeline review) before trusting the herd figures"
+            if f["over"]
+            else "every count rests mostly on reviewed deer"
+        ),
+        needs="survey_window",
     ),
 )
 

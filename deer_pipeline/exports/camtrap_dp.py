@@ -32,6 +32,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from deer_pipeline.errors import DeerError
+from deer_pipeline.ingest.store import location_names
 from deer_pipeline.vocabulary import CAMTRAP_TERMS, individual_id
 
 VERSION = "1.0.2"
@@ -136,12 +137,11 @@ class CamtrapSettings:
 
 
 _LOCATIONS = """
-SELECT i.location_key, COALESCE(l.folder, i.location_key), min(i.captured_at),
-       max(i.captured_at), mode() WITHIN GROUP (ORDER BY i.camera_model),
-       bool_or(i.captured_at_source = 'file_mtime')
-  FROM images i LEFT JOIN locations l ON l.key = i.location_key
+SELECT i.location_key, min(i.captured_at), max(i.captured_at),
+       mode() WITHIN GROUP (ORDER BY i.camera_model), bool_or(i.captured_at_source = 'file_mtime')
+  FROM images i
  WHERE i.status = 'ok' AND i.captured_at IS NOT NULL
- GROUP BY i.location_key, l.folder ORDER BY i.location_key
+ GROUP BY i.location_key ORDER BY i.location_key
 """
 _MEDIA = """
 SELECT id, location_key, captured_at, rel_path, format, camera_make, camera_model,
@@ -190,9 +190,10 @@ def _terms(class_name: str) -> tuple[str, str]:
     return sex or "", life_stage
 
 
-def _deployments(rows, settings: CamtrapSettings, zone: ZoneInfo) -> list[dict]:
+def _deployments(rows, names: dict[str, str], settings: CamtrapSettings, zone) -> list[dict]:
     out = []
-    for key, folder, start, end, model, mtime in rows:
+    for key, start, end, model, mtime in rows:
+        folder = names.get(key, key)  # locationName: the folder as the person named it
         coords = settings.coordinates.get(key) or settings.coordinates.get(folder)
         out.append(
             {
@@ -391,7 +392,7 @@ def write_camtrap_dp(cur, out_dir: str | Path, settings: CamtrapSettings | None 
     settings = settings or CamtrapSettings()
     zone = settings.zone()
     cur.execute(_LOCATIONS)
-    deployments = _deployments(cur.fetchall(), settings, zone)
+    deployments = _deployments(cur.fetchall(), location_names(cur), settings, zone)
     cur.execute(_MEDIA)
     media, by_id = _media(cur.fetchall(), zone)
     cur.execute(_OBSERVATIONS)

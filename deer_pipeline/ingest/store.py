@@ -86,6 +86,26 @@ def folder_for_key(cursor, key: str) -> str | None:
     return row[0] if row else None
 
 
+def location_names(cursor, keys=None) -> dict[str, str]:
+    """Return each location's name as the person named its folder ("East Gate"), by key.
+
+    The one reader of a location's display name: pages, reports and exports show it; URLs and
+    data keep the partition key. ``rel_path`` of every image starts with the same folder name.
+
+    Args:
+        cursor: a cursor on the data database.
+        keys: the location keys wanted (None: every location).
+
+    Returns:
+        ``{key: folder}`` for the locations that exist.
+    """
+    if keys is None:
+        cursor.execute("SELECT key, folder FROM locations")
+    else:
+        cursor.execute("SELECT key, folder FROM locations WHERE key = ANY(%s)", (list(keys),))
+    return dict(cursor.fetchall())
+
+
 def fetch_rows(cursor, key: str) -> dict[str, ImageRow]:
     """Return the location's rows by ``rel_path``."""
     cursor.execute(f"SELECT {_SELECT} FROM images WHERE location_key = %s", (key,))
