@@ -13,6 +13,7 @@ import argparse
 import os
 import socket
 import sys
+from pathlib import Path
 
 from deer_pipeline.errors import DeerError
 
@@ -64,7 +65,7 @@ def pipeline_job():
     return defs.resolve_job_def(PIPELINE_JOB)
 
 
-def ensure_demo_images(user_image_root: str | None, images: int) -> None:
+def ensure_demo_images(user_image_root: Path | None, images: int) -> None:
     """Generate the synthetic demo set when the user named no image root and none exists yet.
 
     Args:
@@ -208,9 +209,10 @@ def _configured_reid_weights(run_config: dict) -> str:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the pipeline for the chosen locations; exit 0 only if every run succeeded."""
+    from deer_pipeline.config import image_root_override
     from deer_pipeline.instance import prepare_environment
 
-    user_image_root = os.environ.get("DEER_IMAGE_ROOT", "").strip() or None
+    user_image_root = image_root_override()
     run_config = _run_config(args)
     weights = _configured_reid_weights(run_config)
     if args.select is None:  # the whole graph, embeddings included: checked before any write

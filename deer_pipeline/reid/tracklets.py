@@ -38,6 +38,7 @@ class Detection:
         confidence: detector confidence.
         class_scores: the box's score for every deer class, when the detector stored them.
         corrected: whether ``class_name`` is a person's correction.
+        monochrome: whether its frame was infrared/monochrome (None: not measured).
     """
 
     id: int
@@ -51,6 +52,7 @@ class Detection:
     confidence: float = 1.0
     class_scores: Mapping[str, float] | None = None
     corrected: bool = False
+    monochrome: bool | None = None
 
     @property
     def votes(self) -> dict[str, float]:

@@ -29,6 +29,7 @@ import torch
 from deer_pipeline.vision.decode import DecodeError, decode_file
 from deer_pipeline.vision.detector import Detector, ImageDetections, PreparedImage
 from deer_pipeline.vision.embedder import Embedder
+from deer_pipeline.vision.monochrome import is_monochrome
 
 # Re-ID crops need more pixels than the detector: the decoded long side stays at least this when
 # embeddings are computed (a 1920x1080 frame is then decoded at full size, a 4000x3000 one at half).
@@ -111,6 +112,8 @@ class BatchResult:
         sizes: image id -> full-size upright (width, height) of each inferred image.
         class_scores: per detection, stored class name -> score (see ``ImageDetections``), None
             for a box without per-class scores; None altogether when no box has them.
+        monochrome: (n,) bool, whether each box's region is grey (an infrared frame, see
+            ``vision/monochrome.py``); None when not measured.
     """
 
     image_ids: list[int]
@@ -123,6 +126,7 @@ class BatchResult:
     failures: list[tuple[int, str]]
     sizes: dict[int, tuple[int, int]]
     class_scores: list[dict[str, float] | None] | None = None
+    monochrome: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -403,4 +407,11 @@ def _assemble(
         failures=failures,
         sizes={i: (p.image.width, p.image.height) for i, p in zip(ids, prepared, strict=True)},
         class_scores=[s for d in dets for s in (d.class_scores or [None] * len(d))],
+        monochrome=np.concatenate(
+            [
+                is_monochrome(p.image.array, d.boxes, p.image.scale_x, p.image.scale_y)
+                for p, d in zip(prepared, dets, strict=True)
+            ]
+            or [np.zeros(0, bool)]
+        ),
     )

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from deer_pipeline.db.columns import copy_columns
 from deer_pipeline.db.copy import copy_rows
 from deer_pipeline.reid.vectors import normalise_rows
 
@@ -46,7 +47,7 @@ class Scene:
         height: int = 720,
     ) -> None:
         """Add a burst: one entry per frame, each a list of (class, box, embedding) or
-        (class, box, embedding, {"confidence": c, "scores": {class: score}})."""
+        (class, box, embedding, {"confidence": c, "scores": {class: score}, "monochrome": m})."""
         t0 = self.start + timedelta(minutes=minutes)
         first = len(self.images)
         for k, dets in enumerate(frames):
@@ -70,6 +71,7 @@ class Scene:
                         "embedding": emb,
                         "confidence": more.get("confidence", 0.9),
                         "scores": more.get("scores"),
+                        "monochrome": more.get("monochrome"),
                     }
                 )
 
@@ -97,8 +99,8 @@ class Scene:
             for d in self.detections:
                 cur.execute(
                     "INSERT INTO detections (image_id, model_version, det_index, class_name,"
-                    " confidence, x1, y1, x2, y2, class_scores)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    " confidence, x1, y1, x2, y2, class_scores, monochrome)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                     (
                         image_ids[d["image"]],
                         DET_VERSION,
@@ -107,6 +109,7 @@ class Scene:
                         d["confidence"],
                         *d["box"],
                         json.dumps(d["scores"]) if d["scores"] else None,
+                        d["monochrome"],
                     ),
                 )
                 det_ids.append(cur.fetchone()[0])
@@ -114,7 +117,7 @@ class Scene:
                 copy_rows(
                     cur,
                     "embeddings",
-                    [("detection_id", "int8"), ("model_version", "text"), ("embedding", "halfvec")],
+                    copy_columns("embeddings"),
                     {
                         "detection_id": np.array(det_ids),
                         "model_version": [EMB_VERSION] * len(det_ids),
