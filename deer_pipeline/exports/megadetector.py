@@ -35,14 +35,9 @@ SELECT i.id, i.rel_path, i.status, i.error, COALESCE(i.duplicate_of, i.id) AS so
 """
 
 _DETECTIONS = """
-WITH latest AS (
-    SELECT DISTINCT ON (image_id) image_id, model_version
-      FROM detections ORDER BY image_id, created_at DESC, id DESC)
-SELECT d.image_id, d.confidence, d.x1, d.y1, d.x2, d.y2, d.class_name, c.class_name,
+SELECT d.image_id, d.confidence, d.x1, d.y1, d.x2, d.y2, d.class_name, d.corrected,
        d.model_version
-  FROM detections d
-  JOIN latest l ON l.image_id = d.image_id AND l.model_version = d.model_version
-  LEFT JOIN detection_corrections c ON c.detection_id = d.id
+  FROM current_detections d
  ORDER BY d.image_id, d.det_index
 """
 
@@ -63,12 +58,9 @@ def _bbox(x1, y1, x2, y2, width, height) -> list[float]:
     ]
 
 
-def _detection(row, width: int, height: int) -> dict | None:
-    """One detection in MD form, or None for a box a human marked ``not-deer``."""
-    _, conf, x1, y1, x2, y2, cls, corrected, _ = row
-    if corrected == "not-deer":
-        return None
-    name = corrected or cls
+def _detection(row, width: int, height: int) -> dict:
+    """One detection in MD form (``current_detections`` leaves ``not-deer`` boxes out)."""
+    _, conf, x1, y1, x2, y2, name, corrected, _ = row
     out = {
         "category": "1",
         "conf": round(float(conf), CONF_DIGITS),
@@ -111,7 +103,7 @@ def build_megadetector(cur, detector: str) -> dict:
         elif not width or not height:
             entry.update(failure="image size unknown", detections=None)
         else:
-            dets = [d for r in by_image.get(source, []) if (d := _detection(r, width, height))]
+            dets = [_detection(r, width, height) for r in by_image.get(source, [])]
             entry["detections"] = dets
             entry["max_detection_conf"] = max((d["conf"] for d in dets), default=0.0)
         out_images.append(entry)
