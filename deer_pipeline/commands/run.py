@@ -215,12 +215,12 @@ def run_command(args: argparse.Namespace) -> int:
     user_image_root = image_root_override()
     run_config = _run_config(args)
     weights = _configured_reid_weights(run_config)
-    if args.select is None:  # the whole graph, embeddings included: checked before any write
-        check_reid_weights(weights)
-    keys = _selected_keys(args.select)
-    if args.select is not None and any(key.to_user_string() == "embeddings" for key in keys):
+    if args.select is None:  # the whole graph, embeddings included: before the database starts
         check_reid_weights(weights)
     urls = prepare_environment()
+    keys = _selected_keys(args.select)
+    if args.select is not None and any(key.to_user_string() == "embeddings" for key in keys):
+        check_reid_weights(weights)  # before the demo set or any row
     ensure_demo_images(user_image_root, args.demo_images)
     import dagster as dg
 
