@@ -25,6 +25,10 @@ def test_run_generates_demo_images_and_materializes(tmp_path):
         assert "generating a synthetic demo set" in result.stdout
         assert "3/3 runs succeeded" in result.stdout
         assert (home / "demo-images" / "ground_truth.json").exists()
+        # the run started the embedded server for itself and stopped it when it ended
+        status = subprocess.run([*cli, "db", "status"], env=env, capture_output=True, text=True)
+        assert status.returncode == 3 and "stopped" in status.stdout, status.stdout
+        subprocess.run([*cli, "db", "start"], env=env, capture_output=True, check=True)
         conn = psycopg2.connect(f"postgresql://postgres@/deer?host={home / 'pg'}")
         with conn, conn.cursor() as cur:
             cur.execute(
