@@ -54,8 +54,8 @@ SELECT e.model_version FROM embeddings e
 _RESET = """
 DELETE FROM sightings s USING detections d, images i
  WHERE s.detection_id = d.id AND d.image_id = i.id AND i.location_key = %s
-   AND (s.method <> 'manual' OR EXISTS (SELECT 1 FROM detection_corrections c
-                                        WHERE c.detection_id = d.id AND c.class_name = 'not-deer'))
+   AND (s.method <> 'manual'
+        OR NOT EXISTS (SELECT 1 FROM effective_detections e WHERE e.id = d.id))  -- not-deer
 RETURNING s.deer_id, s.detection_id, s.method
 """
 
@@ -92,14 +92,11 @@ version AS (
     SELECT d.model_version FROM detections d JOIN frames f ON f.id = d.image_id
       JOIN embeddings e ON e.detection_id = d.id AND e.model_version = %(mv)s
      ORDER BY d.created_at DESC, d.id DESC LIMIT 1)
-SELECT d.id, d.image_id, f.burst, f.frame, f.captured_at, COALESCE(c.class_name, d.class_name),
-       d.confidence, d.x1, d.y1, d.x2, d.y2, d.class_scores, c.class_name IS NOT NULL,
-       d.monochrome
-  FROM detections d JOIN frames f ON f.id = d.image_id
+SELECT d.id, d.image_id, f.burst, f.frame, f.captured_at, d.class_name,
+       d.confidence, d.x1, d.y1, d.x2, d.y2, d.class_scores, d.corrected, d.monochrome
+  FROM effective_detections d JOIN frames f ON f.id = d.image_id
   JOIN embeddings e ON e.detection_id = d.id AND e.model_version = %(mv)s
-  LEFT JOIN detection_corrections c ON c.detection_id = d.id
  WHERE d.model_version = (SELECT model_version FROM version)
-   AND c.class_name IS DISTINCT FROM 'not-deer'
    AND NOT EXISTS (SELECT 1 FROM sightings s WHERE s.detection_id = d.id)
  ORDER BY d.id
 """

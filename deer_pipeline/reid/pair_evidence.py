@@ -29,10 +29,9 @@ from deer_pipeline.reid.tracklets import Detection
 from deer_pipeline.reid.vectors import read_id_halfvecs
 
 _DETECTIONS = """
-SELECT d.id, d.monochrome, extract(epoch FROM i.captured_at), i.location_key, d.class_name,
-       d.confidence, d.class_scores, c.class_name
-  FROM detections d JOIN images i ON i.id = d.image_id
-  LEFT JOIN detection_corrections c ON c.detection_id = d.id
+SELECT d.id, d.monochrome, extract(epoch FROM i.captured_at), i.location_key, d.detected_class,
+       d.confidence, d.class_scores, CASE WHEN d.corrected THEN d.class_name END
+  FROM effective_detections d JOIN images i ON i.id = d.image_id
  WHERE d.id = ANY(%s)
 """
 

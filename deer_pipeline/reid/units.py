@@ -49,10 +49,9 @@ SELECT id, embedding_sum FROM deer
 """
 
 _DEER_BOXES = """
-SELECT s.deer_id, d.class_name, d.confidence, d.class_scores, c.class_name, s.method = 'manual',
-       d.image_id
-  FROM sightings s JOIN detections d ON d.id = s.detection_id
-  LEFT JOIN detection_corrections c ON c.detection_id = d.id
+SELECT s.deer_id, d.detected_class, d.confidence, d.class_scores,
+       CASE WHEN d.corrected THEN d.class_name END, s.method = 'manual', d.image_id
+  FROM sightings s JOIN effective_detections d ON d.id = s.detection_id
  WHERE s.deer_id = ANY(%(ids)s)
 """
 
