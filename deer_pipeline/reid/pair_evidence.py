@@ -26,7 +26,7 @@ import numpy as np
 from deer_pipeline.reid.pair_model import PairModel, Side, feature_matrix, make_side
 from deer_pipeline.reid.sex import SexVote, box_votes
 from deer_pipeline.reid.tracklets import Detection
-from deer_pipeline.reid.vectors import read_id_vectors
+from deer_pipeline.reid.vectors import read_id_halfvecs
 
 _DETECTIONS = """
 SELECT d.id, d.monochrome, extract(epoch FROM i.captured_at), i.location_key, d.class_name,
@@ -112,7 +112,7 @@ def detection_sides(cur, groups: Sequence[Sequence[int]], model_version: str) ->
     wanted = sorted({d for g in groups for d in g})
     if not wanted:
         return [None] * len(groups)
-    ids, vectors = read_id_vectors(cur, _EMBEDDINGS, (wanted, model_version))
+    ids, vectors = read_id_halfvecs(cur, _EMBEDDINGS, (wanted, model_version))
     vector_of = dict(zip(ids.tolist(), vectors, strict=True))
     cur.execute(_DETECTIONS, (sorted(vector_of),))
     info = {r[0]: r[1:] for r in cur.fetchall()}

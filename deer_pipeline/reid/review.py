@@ -35,7 +35,8 @@ from deer_pipeline.vocabulary import (
     deer_sex,
 )
 
-DECISIONS = ("merge", "split", "correct", "not_same")
+DECISIONS = ("merge", "split", "correct", "not_same", "keep")
+NO_ANSWERS = ("not_same", "keep")  # the proposal was wrong: two animals, or the box belongs
 
 
 class ReviewError(DeerError):
@@ -456,6 +457,96 @@ def not_same(
         return result
 
     return _in_transaction(conn, action, lock_timeout_s)
+
+
+def keep_sighting(
+    conn,
+    detection_id: int,
+    *,
+    reviewer: str | None = None,
+    expect: str | None = None,
+    lock_timeout_s: float | None = None,
+) -> dict:
+    """Record that a sighting belongs to its deer (review asked whether it is a stray box).
+
+    Nothing moves; the decision is a ``review_log`` row (``keep``) naming the detection, its
+    deer and the deer's other detections, so review never asks again and the pair model learns
+    a "same animal" pair. Undo removes it like any decision.
+
+    Returns:
+        ``{"detection": id, "deer": its deer, "log": review_log id}``.
+
+    Raises:
+        ReviewError: the detection has no sighting (``UnknownObject``) or its deer changed.
+    """
+
+    def action(cur):
+        cur.execute("SELECT deer_id FROM sightings WHERE detection_id = %s", (detection_id,))
+        row = cur.fetchone()
+        if row is None:
+            raise UnknownObject(f"detection {detection_id} has no sighting")
+        deer_id = row[0]
+        _check_expected(cur, (deer_id,), expect)
+        ids = _deer_detections(cur, (deer_id,))
+        before = _snapshot(cur, ids)
+        result = {"detection": detection_id, "deer": deer_id}
+        details = {
+            **result,
+            "with": [d for d in ids if d != detection_id],
+            "before": before,
+            "after": _placement(cur, ids),
+        }
+        result["log"] = _log(cur, "keep", details, reviewer)
+        return result
+
+    return _in_transaction(conn, action, lock_timeout_s)
+
+
+_KEPT = """
+SELECT r.id, r.details FROM review_log r
+ WHERE r.action = 'keep'
+   AND NOT EXISTS (SELECT 1 FROM review_log u
+                    WHERE u.action = 'undo' AND u.details->>'undoes' = r.id::text)
+ ORDER BY r.id
+"""
+
+
+def kept_sightings(cur) -> list[dict]:
+    """Sightings a person said belong to their deer (not undone), oldest first.
+
+    Returns:
+        ``{"log": review_log id, "detection": id, "deer": deer then, "with": the deer's other
+        detections then}`` each.
+    """
+    cur.execute(_KEPT)
+    return [
+        {"log": log_id, "detection": d["detection"], "deer": d["deer"], "with": d["with"]}
+        for log_id, d in cur.fetchall()
+    ]
+
+
+_RECENT = """
+SELECT r.action FROM review_log r
+ WHERE r.action IN ('merge', 'split', 'not_same', 'keep')
+   AND NOT EXISTS (SELECT 1 FROM review_log u
+                    WHERE u.action = 'undo' AND u.details->>'undoes' = r.id::text)
+ ORDER BY r.id DESC LIMIT %s
+"""
+
+
+def no_streak(cur, limit: int) -> int:
+    """How many of the latest identity decisions in a row said "no" (not the same, it belongs).
+
+    Merges, splits, "not the same" and kept boxes count (undone ones do not); class
+    corrections neither break nor extend a streak. At most ``limit``.
+    """
+    cur.execute(_RECENT, (limit,))
+    streak = 0
+    for (action,) in cur.fetchall():
+        if action not in NO_ANSWERS:
+            break
+        streak += 1
+    return streak
 
 
 def correct_detection(
