@@ -459,42 +459,50 @@ def not_same(
     return _in_transaction(conn, action, lock_timeout_s)
 
 
-def keep_sighting(
+def keep_sightings(
     conn,
-    detection_id: int,
+    detection_ids,
     *,
     reviewer: str | None = None,
     expect: str | None = None,
     lock_timeout_s: float | None = None,
 ) -> dict:
-    """Record that a sighting belongs to its deer (review asked whether it is a stray box).
+    """Record that some sightings belong to their deer (review asked whether they are a stray).
 
-    Nothing moves; the decision is a ``review_log`` row (``keep``) naming the detection, its
+    Nothing moves; the decision is a ``review_log`` row (``keep``) naming the detections, their
     deer and the deer's other detections, so review never asks again and the pair model learns
     a "same animal" pair. Undo removes it like any decision.
 
     Returns:
-        ``{"detection": id, "deer": its deer, "log": review_log id}``.
+        ``{"detections": ids, "deer": their deer, "log": review_log id}``.
 
     Raises:
-        ReviewError: the detection has no sighting (``UnknownObject``) or its deer changed.
+        ReviewError: a detection has no sighting (``UnknownObject``), they belong to several
+            deer, or their deer changed since the person looked (``expect``).
     """
+    ids = sorted({int(d) for d in detection_ids})
+    if not ids:
+        raise ReviewError("name the sightings that belong to their deer")
 
     def action(cur):
-        cur.execute("SELECT deer_id FROM sightings WHERE detection_id = %s", (detection_id,))
-        row = cur.fetchone()
-        if row is None:
-            raise UnknownObject(f"detection {detection_id} has no sighting")
-        deer_id = row[0]
+        cur.execute(
+            "SELECT detection_id, deer_id FROM sightings WHERE detection_id = ANY(%s)", (ids,)
+        )
+        owners = dict(cur.fetchall())
+        missing = sorted(set(ids) - set(owners))
+        if missing:
+            raise UnknownObject(f"detection(s) {missing} have no sighting")
+        if len(set(owners.values())) > 1:
+            raise ReviewError("the sightings belong to several deer; keep one deer's at a time")
+        deer_id = owners[ids[0]]
         _check_expected(cur, (deer_id,), expect)
-        ids = _deer_detections(cur, (deer_id,))
-        before = _snapshot(cur, ids)
-        result = {"detection": detection_id, "deer": deer_id}
+        every = _deer_detections(cur, (deer_id,))
+        result = {"detections": ids, "deer": deer_id}
         details = {
             **result,
-            "with": [d for d in ids if d != detection_id],
-            "before": before,
-            "after": _placement(cur, ids),
+            "with": [d for d in every if d not in owners],
+            "before": _snapshot(cur, every),
+            "after": _placement(cur, every),
         }
         result["log"] = _log(cur, "keep", details, reviewer)
         return result
@@ -515,12 +523,12 @@ def kept_sightings(cur) -> list[dict]:
     """Sightings a person said belong to their deer (not undone), oldest first.
 
     Returns:
-        ``{"log": review_log id, "detection": id, "deer": deer then, "with": the deer's other
+        ``{"log": review_log id, "detections": ids, "deer": deer then, "with": the deer's other
         detections then}`` each.
     """
     cur.execute(_KEPT)
     return [
-        {"log": log_id, "detection": d["detection"], "deer": d["deer"], "with": d["with"]}
+        {"log": log_id, "detections": d["detections"], "deer": d["deer"], "with": d["with"]}
         for log_id, d in cur.fetchall()
     ]
 

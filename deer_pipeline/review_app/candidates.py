@@ -7,8 +7,11 @@ from two kinds of evidence, both exact (blocked matrix products over vectors hel
 - the nearest single sightings of other deer (one deer's night sightings can sit close to
   another deer's night sightings while the two means, dominated by day, are far apart).
 
-A stray box is the sighting of a deer least like the rest of it (cosine to the mean of its
-other sightings); the pair model then says how likely it is another animal.
+A stray is a part of a deer that may be another animal: one of the tracklets it was built from
+(the boxes of one burst the identities joined in one go: a wrong tracklet brings a whole visit of
+another animal), or its single box least like the rest of it (cosine to the mean of its other
+sightings: a wrong box inside a burst). The pair model then says how likely each part is another
+animal than the rest of its deer; the likeliest part of each deer is proposed.
 """
 
 from __future__ import annotations
@@ -64,8 +67,27 @@ def leave_one_out(vectors: np.ndarray) -> np.ndarray:
     return np.divide((v * rest).sum(axis=1), norms, out=np.zeros(len(v)), where=norms > 0)
 
 
-def stray_row(vectors: np.ndarray, min_sightings: int = 3) -> int | None:
-    """The row least like the rest of its deer, or None for a deer with too few sightings."""
-    if len(vectors) < min_sightings:
-        return None
-    return int(np.argmin(leave_one_out(vectors)))
+def stray_groups(vectors: np.ndarray, tracklets: list, min_sightings: int = 3) -> list:
+    """Return the parts of a deer that may be strays, as arrays of row indices.
+
+    The parts are its tracklets (when it has several) and its box least like the rest (when it
+    has ``min_sightings`` or more).
+
+    Args:
+        vectors: (n, d) unit vectors of the deer's sightings.
+        tracklets: per sighting its tracklet key (None: a sighting of its own).
+        min_sightings: least sightings for a single box to be singled out.
+    """
+    n = len(vectors)
+    if n < 2:
+        return []
+    keys = [t if t is not None else f"row:{k}" for k, t in enumerate(tracklets)]
+    groups: dict = {}
+    for k, key in enumerate(keys):
+        groups.setdefault(key, []).append(k)
+    out = [np.array(g) for g in groups.values()] if len(groups) > 1 else []
+    if n >= min_sightings:
+        single = int(np.argmin(leave_one_out(vectors)))
+        if not any(len(g) == 1 and g[0] == single for g in out):
+            out.append(np.array([single]))
+    return out

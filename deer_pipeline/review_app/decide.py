@@ -15,7 +15,7 @@ from deer_pipeline.reid.matching import MatchConfig
 from deer_pipeline.reid.review import (
     ReviewError,
     correct_detection,
-    keep_sighting,
+    keep_sightings,
     merge_deer,
     not_a_deer,
     not_same,
@@ -36,15 +36,15 @@ class Decision:
     Attributes:
         answer: ``merge`` or ``not_same`` (a pair), ``not_deer`` (deer ``left`` is no deer
             at all), ``class`` (a detection), ``split`` (``detections`` of deer ``left`` to a
-            new deer, or to deer ``right``), ``keep`` (stray box ``detection`` belongs to its
-            deer ``left``), or ``undo``.
+            new deer, or to deer ``right``), ``keep`` (stray sightings ``detections`` belong
+            to their deer ``left``), or ``undo``.
         left: a deer of the pair (or the detection's deer, or the deer split).
         right: the other deer of the pair (or the deer a split moves sightings to).
-        detection: the detection whose class is decided (or the box kept).
+        detection: the detection whose class is decided.
         class_name: the class decided (one of ``CORRECTION_CLASSES``); with ``merge``, the
             class of the animal (corrects the detections of both deer that say otherwise).
         expect: the ``deer_state`` token of the deer when the page showed them.
-        detections: the sightings a split moves.
+        detections: the sightings a split moves (or a keep keeps).
     """
 
     answer: str
@@ -125,9 +125,7 @@ def apply_decision(
         )
         return {"action": "split", **result}
     if decision.answer == "keep":
-        if decision.detection is None:
-            raise ReviewError("say which sighting belongs to its deer")
-        result = keep_sighting(conn, decision.detection, expect=decision.expect, **opts)
+        result = keep_sightings(conn, decision.detections, expect=decision.expect, **opts)
         return {"action": "keep", **result}
     if decision.answer == "class":
         if decision.detection is None or decision.class_name not in CORRECTION_CLASSES:
@@ -147,8 +145,8 @@ def _example(cur, queue: ProposalQueue, decision: Decision):
     elif decision.answer == "split" and decision.left is not None and decision.detections:
         found = queue.split_example(cur, decision.left, decision.detections)
         label = 0
-    elif decision.answer == "keep" and None not in (decision.left, decision.detection):
-        found = queue.split_example(cur, decision.left, [decision.detection])
+    elif decision.answer == "keep" and decision.left is not None and decision.detections:
+        found = queue.split_example(cur, decision.left, decision.detections)
         label = 1
     else:
         return None
@@ -166,8 +164,9 @@ def _example_key(result: dict) -> str | None:
 
 def _touched(result: dict) -> set:
     keys = ("deer", "removed", "left", "right", "from", "from_deer", "to_deer")
-    out = {result.get(k) for k in keys}
-    out.update(result.get("deer") if isinstance(result.get("deer"), list) else [])
+    out = set()
+    for value in (result.get(k) for k in keys):
+        out.update(value if isinstance(value, list) else [value])
     return {d for d in out if isinstance(d, int)}
 
 

@@ -24,7 +24,7 @@ from deer_pipeline.reid.vectors import normalise_rows, read_id_halfvecs
 # One row per sighting of the deer asked for: what the pair features read besides the vector.
 _SIGHTINGS = """
 SELECT s.deer_id, s.detection_id, x.image_id, extract(epoch FROM i.captured_at), i.location_key,
-       x.class_name, x.confidence, x.class_scores, c.class_name, {monochrome}
+       x.class_name, x.confidence, x.class_scores, c.class_name, {monochrome}, s.tracklet_key
   FROM sightings s JOIN detections x ON x.id = s.detection_id JOIN images i ON i.id = x.image_id
   LEFT JOIN detection_corrections c ON c.detection_id = s.detection_id
  WHERE s.deer_id = ANY(%(ids)s)
@@ -57,6 +57,8 @@ class DeerEvidence:
         locations: (n,) location keys.
         images: (n,) photo ids.
         votes: per detection its class vote (``reid.sex.box_votes``).
+        tracklets: per detection the tracklet it was identified with (a burst's boxes of one
+            animal; None for a sighting placed by a person).
     """
 
     id: int
@@ -67,6 +69,7 @@ class DeerEvidence:
     locations: list[str]
     images: np.ndarray
     votes: list[dict]
+    tracklets: list
 
     def __len__(self) -> int:
         return len(self.detections)
@@ -129,5 +132,6 @@ def load_evidence(cur, deer_ids: Iterable[int], monochrome: bool = False) -> dic
             locations=[r[4] for r in items],
             images=np.array([r[2] for r in items], dtype=np.int64),
             votes=[box_votes(r[8] or r[5], r[6], r[7], r[8]) for r in items],
+            tracklets=[r[10] for r in items],
         )
     return out

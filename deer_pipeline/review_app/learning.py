@@ -121,7 +121,7 @@ def stored_examples(cur, model_version: str) -> dict[str, tuple[int, list[float]
     kept = kept_sightings(cur)
     if kept:
         sides = detection_sides(
-            cur, [g for k in kept for g in ([k["detection"]], k["with"])], model_version
+            cur, [g for k in kept for g in (k["detections"], k["with"])], model_version
         )
         for n, k in enumerate(kept):
             a, b = sides[2 * n], sides[2 * n + 1]

@@ -4,8 +4,9 @@ No floor hides a pair. Candidate pairs come from all the evidence, across locati
 (``candidates``: the nearest deer by mean direction, and the deer owning the nearest single
 sightings of each sighting); each is ranked by the pair model's probability that both deer are
 one animal (``reid.pair_model``, the re-ID model's own calibration refitted on this database's
-decisions by ``learning.Learner``). A stray box (the sighting least like the rest of its deer)
-is proposed for splitting off, ranked by the probability that it is another animal; a doubtful
+decisions by ``learning.Learner``). A stray (one of the tracklets a deer was built from, or its
+box least like the rest) is proposed for splitting off, ranked by the probability that it is
+another animal than the rest of its deer; a doubtful
 class vote is asked as "which class?", ranked by the probability that the detector's class is
 wrong. Pairs a person called "not the same" (``deer_not_same``, by detections) and boxes a person
 kept are never proposed again.
@@ -28,7 +29,7 @@ import numpy as np
 
 from deer_pipeline.reid.pair_model import pair_features
 from deer_pipeline.reid.review import kept_sightings
-from deer_pipeline.review_app.candidates import nearest_other, stray_row
+from deer_pipeline.review_app.candidates import nearest_other, stray_groups
 from deer_pipeline.review_app.evidence import DeerEvidence, has_monochrome, load_evidence
 from deer_pipeline.review_app.learning import Learner, likelihood_words
 
@@ -77,17 +78,18 @@ class Proposal:
     """One proposed decision.
 
     Attributes:
-        kind: ``pair`` (are deer ``left`` and ``right`` one animal?), ``stray`` (is detection
-            ``detection`` of deer ``left`` another animal?) or ``class`` (which class is
+        kind: ``pair`` (are deer ``left`` and ``right`` one animal?), ``stray`` (are sightings
+            ``detections`` of deer ``left`` another animal?) or ``class`` (which class is
             detection ``detection`` of deer ``left``?).
-        key: a stable name, e.g. ``pair:12:40``, ``stray:5531`` or ``class:5531``.
+        key: a stable name, e.g. ``pair:12:40``, ``stray:12:5531`` or ``class:5531``.
         score: the probability that the proposed change is right (the ranking, higher first).
         left: a deer id.
         right: the other deer (pairs).
         probability: P(same animal) for a pair; P(another animal) for a stray box.
         similarity: cosine of the two deer's mean directions (pairs), or of the box to the
             rest of its deer (strays).
-        detection: the stray box or the doubtful detection.
+        detection: the doubtful detection, or the first of the stray sightings.
+        detections: the stray sightings (strays).
         class_name: the detector's class (class proposals).
         votes: class -> score, or the detector's confidence in its one class.
         sexes: the sexes of the pair's deer (different ones: a merge says which class it is).
@@ -107,6 +109,7 @@ class Proposal:
     votes: dict = field(default_factory=dict)
     sexes: tuple[str, ...] = ()
     shared_photos: bool = False
+    detections: tuple[int, ...] = ()
 
     @property
     def cross_sex(self) -> bool:
@@ -218,7 +221,7 @@ class ProposalQueue:
         self._det_nn: dict[int, list[int]] = {}  # detection -> nearest detections (other deer)
         self._det_rev: dict[int, set[int]] = {}
         self._pairs: dict[tuple[int, int], tuple[np.ndarray, float, bool]] = {}
-        self._stray: dict[int, tuple[int, np.ndarray, float]] = {}  # deer -> (det, x, cosine)
+        self._stray: dict[int, list[tuple[tuple, np.ndarray, float]]] = {}  # deer -> parts
         self._scores: dict[str, dict] = {}  # model version -> pair / stray -> probability
         self._learners: dict[str, Learner] = {}
         self._touched: set[int] = set()
@@ -253,15 +256,17 @@ class ProposalQueue:
                 continue
             model = self.learner(cur, version)
             pairs = [p for p in self._pairs if self._signature[p[0]][1] == version]
-            strays = [d for d in self._stray if self._signature[d][1] == version]
-            x = np.array([self._pairs[p][0] for p in pairs] + [self._stray[d][1] for d in strays])
+            strays = [(d, k) for d in self._stray if self._signature[d][1] == version
+                      for k in range(len(self._stray[d]))]  # fmt: skip
+            x = np.array(
+                [self._pairs[p][0] for p in pairs] + [self._stray[d][k][1] for d, k in strays]
+            )
             prob = model.probability(x) if len(x) else np.zeros(0)
             scores = self._scores.setdefault(version, {})
             scores.clear()
             scores.update(zip(pairs, prob[: len(pairs)].tolist(), strict=True))
-            scores.update(
-                zip((("stray", d) for d in strays), prob[len(pairs) :].tolist(), strict=True)
-            )
+            for (d, _), p in zip(strays, prob[len(pairs) :].tolist(), strict=True):
+                scores.setdefault(("stray", d), []).append(p)
 
     def touch(self, deer_ids) -> None:
         """Mark deer a decision changed (their evidence is loaded again at the next call)."""
@@ -386,15 +391,17 @@ class ProposalQueue:
     def _derive_strays(self, ids: list[int]) -> None:
         for d in ids:
             ev = self._evidence[d]
-            row = stray_row(ev.vectors, STRAY_MIN_SIGHTINGS)
-            if row is None:
-                continue
-            rest = np.delete(np.arange(len(ev)), row)
-            x = pair_features(ev.side([row]), ev.side(rest))
-            single = ev.vectors[row].astype(np.float32)
-            others = ev.vectors[rest].astype(np.float32).sum(axis=0)
-            cosine = float(single @ others / max(np.linalg.norm(others), 1e-9))
-            self._stray[d] = (int(ev.detections[row]), x, cosine)
+            parts = []
+            for rows in stray_groups(ev.vectors, ev.tracklets, STRAY_MIN_SIGHTINGS):
+                rest = np.setdiff1d(np.arange(len(ev)), rows)
+                x = pair_features(ev.side(rows), ev.side(rest))
+                part = ev.vectors[rows].astype(np.float32).sum(axis=0)
+                others = ev.vectors[rest].astype(np.float32).sum(axis=0)
+                norms = max(float(np.linalg.norm(part) * np.linalg.norm(others)), 1e-9)
+                dets = tuple(int(v) for v in ev.detections[rows])
+                parts.append((dets, x, float(part @ others) / norms))
+            if parts:
+                self._stray[d] = parts
 
     # -- examples for the model -------------------------------------------------------------
     def pair_example(self, cur, left: int, right: int) -> tuple[str, np.ndarray] | None:
@@ -417,9 +424,10 @@ class ProposalQueue:
         if moved.all() or not moved.any():
             return None
         rows, rest = np.flatnonzero(moved), np.flatnonzero(~moved)
-        stray = self._stray.get(deer_id)
-        if stray is not None and len(rows) == 1 and stray[0] == int(ev.detections[rows[0]]):
-            return self._signature[deer_id][1], stray[1]
+        wanted = tuple(int(v) for v in ev.detections[rows])
+        for dets, x, _ in self._stray.get(deer_id, []):
+            if dets == wanted:
+                return self._signature[deer_id][1], x
         return self._signature[deer_id][1], pair_features(ev.side(rows), ev.side(rest))
 
     # -- the ranked list ------------------------------------------------------------------
@@ -443,7 +451,7 @@ class ProposalQueue:
         log_seen = cur.fetchone()[0]
         if changed or log_seen != self._blocked_key or self._blocked_key is None:
             self._blocked = self.not_same_pairs(cur)
-            self._kept = {k["detection"] for k in kept_sightings(cur)}
+            self._kept = {d for k in kept_sightings(cur) for d in k["detections"]}
         self._blocked_key = log_seen
 
     def proposals(self, cur, skip: set[str] | None = None, limit: int | None = None) -> list:
@@ -465,12 +473,17 @@ class ProposalQueue:
                 p = self._scores.get(self._signature[a][1], {}).get((a, b))
                 if p is not None:
                     entries.append((-p, f"pair:{a}:{b}", a, b, p))
-            for d, (det, _, _) in self._stray.items():
-                if det in self._kept:
+            for d, parts in self._stray.items():
+                same = self._scores.get(self._signature[d][1], {}).get(("stray", d))
+                if not same:
                     continue
-                p = self._scores.get(self._signature[d][1], {}).get(("stray", d))
-                if p is not None:
-                    entries.append((p - 1.0, f"stray:{det}", d, None, 1.0 - p))
+                open_parts = [
+                    (p, k) for k, p in enumerate(same) if not set(parts[k][0]) <= self._kept
+                ]
+                if open_parts:
+                    p, k = min(open_parts)
+                    key = f"stray:{d}:{parts[k][0][0]}"
+                    entries.append((p - 1.0, key, d, k, 1.0 - p))
             if self.classes:
                 for det, deer_id in self._open_doubts(cur, changed):
                     p = self._doubts[det][1]
@@ -491,7 +504,7 @@ class ProposalQueue:
                 "class", key, -score, left, detection=det, class_name=class_name, votes=votes
             )
         if kind == "stray":
-            det, _, cosine = self._stray[left]
+            dets, _, cosine = self._stray[left][right]
             return Proposal(
                 "stray",
                 key,
@@ -499,7 +512,8 @@ class ProposalQueue:
                 left,
                 probability=p,
                 similarity=cosine,
-                detection=det,
+                detection=dets[0],
+                detections=dets,
                 sexes=(self._signature[left][0],),
             )
         _, sim, shared = self._pairs[(left, right)]

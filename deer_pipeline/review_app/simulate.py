@@ -88,8 +88,12 @@ def answer(cur, proposal: Proposal, truth: dict, duplicates: dict) -> Decision:
             expect=expect,
         )
     if proposal.kind == "stray":
-        shows = truth.get(proposal.detection, (duplicates.get(proposal.detection), None))[0]
-        if shows is None:  # a box on no animal at all
+        part = set(proposal.detections)
+        cur.execute("SELECT detection_id FROM sightings WHERE deer_id = %s", (proposal.left,))
+        rest = [r[0] for r in cur.fetchall() if r[0] not in part]
+        shows = Counter(truth[d][0] for d in part if d in truth)
+        others = Counter(truth[d][0] for d in rest if d in truth)
+        if not shows and len(part) == 1:  # a box on no animal at all
             return Decision(
                 "class",
                 proposal.left,
@@ -97,17 +101,13 @@ def answer(cur, proposal: Proposal, truth: dict, duplicates: dict) -> Decision:
                 class_name="not-deer",
                 expect=expect,
             )
-        cur.execute(
-            "SELECT detection_id FROM sightings WHERE deer_id = %s AND detection_id <> %s",
-            (proposal.left, proposal.detection),
+        split = bool(shows and others) and (
+            shows.most_common(1)[0][0] != others.most_common(1)[0][0]
         )
-        rest = Counter(truth[r[0]][0] for r in cur.fetchall() if r[0] in truth)
-        answer = "split" if rest and rest.most_common(1)[0][0] != shows else "keep"
         return Decision(
-            answer,
+            "split" if split else "keep",
             proposal.left,
-            detection=proposal.detection,
-            detections=(proposal.detection,) if answer == "split" else (),
+            detections=tuple(sorted(part)),
             expect=expect,
         )
     left = _individual(cur, proposal.left, truth, duplicates)
