@@ -24,6 +24,7 @@ from deer_pipeline.reid.calibration import Calibration
 from deer_pipeline.reid.identify import IdentityReport, choose_model_version, identify_location
 from deer_pipeline.reid.matching import MatchConfig
 from deer_pipeline.reid.metrics import evaluate_database
+from deer_pipeline.reid.pair_model import PairModel
 from deer_pipeline.reid.review import last_reviewed
 from deer_pipeline.resources.database import DatabaseResource
 from deer_pipeline.resources.images import ImageRootResource
@@ -69,6 +70,17 @@ class IdentityConfig(dg.Config):
         description="Embedding model to use; default the configured re-ID "
         "weights' when the location has its embeddings, else the one covering most detections",
     )
+    pair_model: bool = Field(
+        default=True,
+        description="Join clusters the pair model (same animal or not, from all the evidence) "
+        "calls one animal; the model is the embedding model's calibration's, or this database's "
+        "refit on review decisions",
+    )
+    pair_join_probability: float | None = Field(
+        default=None,
+        description="Least pair-model probability of one animal to join two clusters; default "
+        "the calibration's (pair_join_probability)",
+    )
     gallery: bool = Field(default=True, description="Refresh the HTML gallery of every deer")
 
     def match_config(self, calibration: Calibration) -> MatchConfig:
@@ -85,7 +97,16 @@ class IdentityConfig(dg.Config):
             visit_bonus=self.visit_bonus,
             visit_minutes=self.visit_minutes,
             visit_window_minutes=self.visit_window_minutes,
+            pair_join_probability=self.pair_cut(calibration),
         )
+
+    def pair_cut(self, calibration: Calibration) -> float | None:
+        """Return the pair model's joining probability (None: no pair pass)."""
+        if not self.pair_model or calibration.pair_model is None:
+            return None
+        if self.pair_join_probability is not None:
+            return self.pair_join_probability
+        return calibration.thresholds.get("pair_join_probability")
 
 
 def report_metadata(report: IdentityReport) -> dict[str, object]:
@@ -101,6 +122,8 @@ def report_metadata(report: IdentityReport) -> dict[str, object]:
         "deer_merged": report.deer_merged,
         "deer_considered": report.deer_considered,
         "candidate_pairs": report.candidate_pairs,
+        "pair_model_joins": report.pair_model_joins,
+        "pair_model_candidates": report.pair_model_candidates,
         **{f"merges_refused_{k}": v for k, v in sorted(report.refused.items())},
         "sex_conflict_deer": report.sex_conflict_deer,
         "sex_conflict_tracklets": report.sex_conflict_tracklets,
@@ -144,13 +167,25 @@ def deer_identities(
             calibration = calibrations.resolve(cur, version or configured, beside)
         conn.rollback()
         match = config.match_config(calibration)
-        report = identify_location(conn, key, match, model_version=version)
+        pairs = None
+        if match.pair_join_probability is not None:
+            pairs = PairModel.from_json(calibration.pair_model)
+        report = identify_location(conn, key, match, model_version=version, pair_model=pairs)
         metadata = report_metadata(report) | {
             "match_threshold": match.threshold,
             "match_threshold_source": (
                 "run config" if config.match_threshold is not None else calibration.source
             ),
             "sex_margin": match.sex_margin,
+            "pair_model_source": calibration.source if pairs is not None else "none",
+            "pair_join_probability": (match.pair_join_probability if pairs is not None else "none"),
+            "pair_join_probability_source": (
+                "none"
+                if pairs is None
+                else "run config"
+                if config.pair_join_probability is not None
+                else calibration.source
+            ),
         }
         truth = image_root.path() / "ground_truth.json"
         with conn.cursor() as cur:

@@ -20,8 +20,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from deer_pipeline.reid.cluster import cluster_units
+from deer_pipeline.reid.cluster import ClusterResult, Unit, cluster_units
 from deer_pipeline.reid.matching import MatchConfig
+from deer_pipeline.reid.pair_evidence import deer_sides, side_of_detections
+from deer_pipeline.reid.pair_join import join_pairs
+from deer_pipeline.reid.pair_model import PairModel, Side, make_side
 from deer_pipeline.reid.persist import SIGHTING_COLUMNS, write_clusters
 from deer_pipeline.reid.store import lock_identities, recompute_gallery, settle
 from deer_pipeline.reid.tracklets import Detection, LinkConfig, build_tracklets
@@ -119,6 +122,8 @@ class IdentityReport:
     deer_merged: int = 0
     deer_considered: int = 0
     candidate_pairs: int = 0
+    pair_model_joins: int = 0
+    pair_model_candidates: int = 0
     refused: dict = field(default_factory=dict)
     sex_conflict_deer: int = 0
     sex_conflict_tracklets: int = 0
@@ -200,6 +205,7 @@ def identify_location(
     link: LinkConfig | None = None,
     model_version: str | None = None,
     preferred_version: str | None = None,
+    pair_model: PairModel | None = None,
 ) -> IdentityReport:
     """Re-derive the identities of one location and commit.
 
@@ -211,6 +217,9 @@ def identify_location(
         model_version: the embedding model to use (overrides the choice below).
         preferred_version: the configured embedder's version, used when the location has
             embeddings of it; else the model covering most of its detections.
+        pair_model: the pair model of that embedding model (its calibration's, or this
+            database's refit); with ``match.pair_join_probability`` set, clusters it calls one
+            animal at that probability are joined after the clustering.
 
     Returns:
         Counts and timings of the run.
@@ -224,7 +233,7 @@ def identify_location(
             report.removed_sightings, deleted, founders = reset_location(cur, location_key)
             report.deleted_deer = len(deleted)
             if version is not None:
-                _identify(cur, report, location_key, version, match, link, founders)
+                _identify(cur, report, location_key, version, match, link, founders, pair_model)
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -241,6 +250,7 @@ def _identify(
     match: MatchConfig | None,
     link: LinkConfig | None,
     founders: dict[int, int],
+    pair_model: PairModel | None = None,
 ) -> None:
     match = match or MatchConfig()
     link = replace(link or LinkConfig(), sex_margin=match.sex_margin)
@@ -278,6 +288,26 @@ def _identify(
     cannot = not_same_pairs(cur, unit_of_detection)
     t2 = time.perf_counter()
     result = cluster_units(units, sorted(edges), match.threshold, match.sex_margin, priors, cannot)
+    if pair_model is not None and match.pair_join_probability is not None:
+        sides = [side_of_detections(t.members, {location_key}) for t in tracklets]
+        sides += _deer_sides(cur, deer_ids, existing, version)
+        joined = join_pairs(
+            units,
+            result.clusters,
+            sides,
+            pair_model,
+            match.pair_join_probability,
+            match.sex_margin,
+            edges | set(priors),
+            cannot,
+            match.pair_neighbours,
+        )
+        refused = Counter(result.refused) + Counter(joined.refused)
+        result = ClusterResult(
+            joined.clusters, result.merges + joined.joins, {k: refused[k] for k in result.refused}
+        )
+        report.pair_model_joins = joined.joins
+        report.pair_model_candidates = joined.candidate_pairs
     t3 = time.perf_counter()
     write_clusters(cur, report, tracklets, units, result, founders, version, match)
     report.detections = len(detections)
@@ -292,3 +322,16 @@ def _identify(
     report.write_seconds = time.perf_counter() - t3
     cur.execute(_BY_METHOD, (location_key,))
     report.sightings = Counter(dict(cur.fetchall()))
+
+
+def _deer_sides(cur, deer_ids: list[int], units: list[Unit], version: str) -> list[Side]:
+    """Existing deer as pair-model sides (a deer with no loadable sighting: its mean alone)."""
+    found = deer_sides(cur, deer_ids, version)
+    out = []
+    for d, u in zip(deer_ids, units, strict=True):
+        if d not in found:
+            mean = np.asarray(u.total, np.float64)
+            mean = mean / (np.linalg.norm(mean) or 1.0)
+            found[d] = make_side(mean[None], vote=u.vote, count=u.count, total=u.total)
+        out.append(found[d])
+    return out

@@ -98,6 +98,12 @@ class MatchConfig:
             (O'Brien, Kinnaird & Wibisono 2003, Animal Conservation 6:131-139): within it,
             photos are usually the same animals.
         visit_window_minutes: pairs further apart in time than this get no prior.
+        pair_join_probability: after the clustering, clusters the pair model
+            (``reid/pair_model.py``) calls one animal with at least this probability are joined
+            (``reid/pair_join.py``); None: no such pass. Runs read it from the embedding
+            model's calibration unless the run config sets it.
+        pair_neighbours: nearest clusters per cluster the pair pass scores (overall and across
+            day/night), besides those a candidate edge links.
     """
 
     threshold: float = DEFAULT_THRESHOLD
@@ -107,6 +113,8 @@ class MatchConfig:
     visit_bonus: float = 0.03
     visit_minutes: float = 30.0
     visit_window_minutes: float = 120.0
+    pair_join_probability: float | None = None
+    pair_neighbours: int = 5
 
     def visit_prior(self, minutes: float) -> float:
         """Return the prior for two detections at one camera ``minutes`` apart."""

@@ -392,3 +392,27 @@ def _newton(
         if float(np.abs(step).max()) < 1e-10:
             break
     return theta[:k], float(theta[k])
+
+
+def merge_sides(sides: Sequence[Side]) -> Side:
+    """Return one side holding several (a cluster of units), thinned to ``MAX_VECTORS``.
+
+    Args:
+        sides: the parts, in a stable order.
+    """
+    if len(sides) == 1:
+        return sides[0]
+    vote = SexVote()
+    for s in sides:
+        vote.add(s.vote.weights)
+    vectors = np.concatenate([s.vectors for s in sides])
+    keep = _thin(len(vectors))
+    return Side(
+        vectors=vectors[keep],
+        monochrome=np.concatenate([s.monochrome for s in sides])[keep],
+        times=np.concatenate([s.times for s in sides])[keep],
+        locations=frozenset().union(*(s.locations for s in sides)),
+        vote=vote,
+        count=sum(s.size for s in sides),
+        total=np.sum([s.total if s.total is not None else s.vectors.sum(0) for s in sides], 0),
+    )

@@ -46,7 +46,7 @@ class Scene:
         height: int = 720,
     ) -> None:
         """Add a burst: one entry per frame, each a list of (class, box, embedding) or
-        (class, box, embedding, {"confidence": c, "scores": {class: score}})."""
+        (class, box, embedding, {"confidence": c, "scores": {class: score}, "monochrome": m})."""
         t0 = self.start + timedelta(minutes=minutes)
         first = len(self.images)
         for k, dets in enumerate(frames):
@@ -70,6 +70,7 @@ class Scene:
                         "embedding": emb,
                         "confidence": more.get("confidence", 0.9),
                         "scores": more.get("scores"),
+                        "monochrome": more.get("monochrome"),
                     }
                 )
 
@@ -97,8 +98,8 @@ class Scene:
             for d in self.detections:
                 cur.execute(
                     "INSERT INTO detections (image_id, model_version, det_index, class_name,"
-                    " confidence, x1, y1, x2, y2, class_scores)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    " confidence, x1, y1, x2, y2, class_scores, monochrome)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                     (
                         image_ids[d["image"]],
                         DET_VERSION,
@@ -107,6 +108,7 @@ class Scene:
                         d["confidence"],
                         *d["box"],
                         json.dumps(d["scores"]) if d["scores"] else None,
+                        d["monochrome"],
                     ),
                 )
                 det_ids.append(cur.fetchone()[0])
