@@ -36,7 +36,6 @@ from deer_pipeline.vocabulary import (
 )
 
 DECISIONS = ("merge", "split", "correct", "not_same", "keep")
-NO_ANSWERS = ("not_same", "keep")  # the proposal was wrong: two animals, or the box belongs
 
 
 class ReviewError(DeerError):
@@ -535,7 +534,7 @@ def kept_sightings(cur) -> list[dict]:
 
 _RECENT = """
 SELECT r.action FROM review_log r
- WHERE r.action IN ('merge', 'split', 'not_same', 'keep')
+ WHERE r.action IN ('merge', 'not_same')
    AND NOT EXISTS (SELECT 1 FROM review_log u
                     WHERE u.action = 'undo' AND u.details->>'undoes' = r.id::text)
  ORDER BY r.id DESC LIMIT %s
@@ -543,15 +542,15 @@ SELECT r.action FROM review_log r
 
 
 def no_streak(cur, limit: int) -> int:
-    """How many of the latest identity decisions in a row said "no" (not the same, it belongs).
+    """How many of the latest answers to pairs in a row were "not the same" (at most ``limit``).
 
-    Merges, splits, "not the same" and kept boxes count (undone ones do not); class
-    corrections neither break nor extend a streak. At most ``limit``.
+    Only merges and "not the same" count (undone ones do not); answers about stray boxes and
+    classes neither break nor extend a streak.
     """
     cur.execute(_RECENT, (limit,))
     streak = 0
     for (action,) in cur.fetchall():
-        if action not in NO_ANSWERS:
+        if action != "not_same":
             break
         streak += 1
     return streak

@@ -70,8 +70,8 @@ def leave_one_out(vectors: np.ndarray) -> np.ndarray:
 def stray_groups(vectors: np.ndarray, tracklets: list, min_sightings: int = 3) -> list:
     """Return the parts of a deer that may be strays, as arrays of row indices.
 
-    The parts are its tracklets (when it has several) and its box least like the rest (when it
-    has ``min_sightings`` or more).
+    The parts are its tracklets (unless one tracklet is all of it; sightings a person placed
+    have none) and its box least like the rest (when it has ``min_sightings`` or more).
 
     Args:
         vectors: (n, d) unit vectors of the deer's sightings.
@@ -81,11 +81,14 @@ def stray_groups(vectors: np.ndarray, tracklets: list, min_sightings: int = 3) -
     n = len(vectors)
     if n < 2:
         return []
-    keys = [t if t is not None else f"row:{k}" for k, t in enumerate(tracklets)]
     groups: dict = {}
-    for k, key in enumerate(keys):
-        groups.setdefault(key, []).append(k)
-    out = [np.array(g) for g in groups.values()] if len(groups) > 1 else []
+    for k, key in enumerate(tracklets):
+        if key is not None:
+            groups.setdefault(key, []).append(k)
+    whole = len(groups) == 1 and len(groups[next(iter(groups))]) == n
+    out = [np.array(g) for g in groups.values()] if groups and not whole else []
+    if len(out) == 2 and len(out[0]) + len(out[1]) == n:  # one part is the other's rest
+        out = [min(out, key=len)]
     if n >= min_sightings:
         single = int(np.argmin(leave_one_out(vectors)))
         if not any(len(g) == 1 and g[0] == single for g in out):

@@ -27,14 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-from deer_pipeline.reid.pair_model import pair_features
+from deer_pipeline.reid.pair_model import FEATURES, pair_features
 from deer_pipeline.reid.review import kept_sightings
 from deer_pipeline.review_app.candidates import nearest_other, stray_groups
 from deer_pipeline.review_app.evidence import DeerEvidence, has_monochrome, load_evidence
 from deer_pipeline.review_app.learning import Learner, likelihood_words
+from deer_pipeline.review_app.ranking import Ranking
 
 NEIGHBOURS = 8  # nearest deer (by mean) per deer
 SIGHTING_NEIGHBOURS = 3  # nearest sightings of other deer per sighting
+SIGHTING_SCAN_LIMIT = 20_000  # above this many sightings, only new ones are scanned (see below)
 CLASS_MARGIN = 0.2  # class_scores: best minus second below this is doubtful
 LOW_CONFIDENCE = 0.4  # without class_scores: a confidence below this is doubtful
 STRAY_MIN_SIGHTINGS = 3  # a deer needs this many sightings for one to stand out
@@ -220,9 +222,10 @@ class ProposalQueue:
         self._mean_rev: dict[int, set[int]] = {}  # deer -> deer listing it
         self._det_nn: dict[int, list[int]] = {}  # detection -> nearest detections (other deer)
         self._det_rev: dict[int, set[int]] = {}
-        self._pairs: dict[tuple[int, int], tuple[np.ndarray, float, bool]] = {}
-        self._stray: dict[int, list[tuple[tuple, np.ndarray, float]]] = {}  # deer -> parts
-        self._scores: dict[str, dict] = {}  # model version -> pair / stray -> probability
+        self._rank = Ranking(len(FEATURES))
+        self._keys_of: dict[int, set] = {}  # deer -> its candidates' keys in the ranking
+        self._pairs: dict[tuple[int, int], tuple[float, bool]] = {}  # -> (cosine, shared photo)
+        self._stray: dict[int, list[tuple[tuple, float]]] = {}  # deer -> parts (dets, cosine)
         self._learners: dict[str, Learner] = {}
         self._touched: set[int] = set()
         self._monochrome: bool | None = None
@@ -230,9 +233,8 @@ class ProposalQueue:
         self._detections_seen: tuple | None = None
         self._open: list | None = None
         self._open_key: tuple | None = None
-        self._blocked_key: object = None
-        self._blocked: set[tuple[int, int]] = set()
-        self._kept: set[int] = set()
+        self._hidden_key: object = None
+        self._blocked_keys: list = []
         self.last_total = 0
 
     # -- the model ------------------------------------------------------------------------
@@ -249,24 +251,10 @@ class ProposalQueue:
         return dict(self._learners)
 
     def rescore(self, cur, model_version: str | None = None) -> None:
-        """Recompute every probability (of one model version) with the current pair model."""
-        versions = {model_version} if model_version else {s[1] for s in self._signature.values()}
-        for version in versions:
-            if version is None:
-                continue
-            model = self.learner(cur, version)
-            pairs = [p for p in self._pairs if self._signature[p[0]][1] == version]
-            strays = [(d, k) for d in self._stray if self._signature[d][1] == version
-                      for k in range(len(self._stray[d]))]  # fmt: skip
-            x = np.array(
-                [self._pairs[p][0] for p in pairs] + [self._stray[d][k][1] for d, k in strays]
-            )
-            prob = model.probability(x) if len(x) else np.zeros(0)
-            scores = self._scores.setdefault(version, {})
-            scores.clear()
-            scores.update(zip(pairs, prob[: len(pairs)].tolist(), strict=True))
-            for (d, _), p in zip(strays, prob[len(pairs) :].tolist(), strict=True):
-                scores.setdefault(("stray", d), []).append(p)
+        """Score the candidates (of one model version) again with the current pair model."""
+        versions = [model_version] if model_version else list(self._rank.versions)
+        models = {v: self.learner(cur, v).model for v in versions if v is not None}
+        self._rank.score(models, everything=True)
 
     def touch(self, deer_ids) -> None:
         """Mark deer a decision changed (their evidence is loaded again at the next call)."""
@@ -294,12 +282,16 @@ class ProposalQueue:
                     if self._sightings.row.get(det) is not None:
                         self._sightings.owner[self._sightings.row[det]] = -1
             self._stray.pop(d, None)
+            for key in self._keys_of.pop(d, set()):
+                self._rank.drop(key)
+                if key[0] == "pair":
+                    self._pairs.pop(key[1:], None)
+                    other = key[1] if key[2] == d else key[2]
+                    self._keys_of.get(other, set()).discard(key)
         self._means.drop(changed)
         for d in gone:
             for n in self._mean_nn.pop(d, []):
                 self._mean_rev.get(n, set()).discard(d)
-        for pair in [p for p in self._pairs if p[0] in changed or p[1] in changed]:
-            del self._pairs[pair]
         fresh = load_evidence(cur, stale, self._monochrome)
         self._evidence.update(fresh)
         ids = sorted(fresh)
@@ -313,9 +305,9 @@ class ProposalQueue:
         self._derive_pairs(cur, ids)
         if self.strays:
             self._derive_strays(ids)
-        for version in {current[d][1] for d in ids} | set(self._scores):
-            if version is not None:
-                self.rescore(cur, version)
+        versions = {current[d][1] for d in ids} - {None}
+        self._rank.score({v: self.learner(cur, v).model for v in versions})
+        self._hidden_key = None  # hide decided candidates again
         return len(stale)
 
     def _nearest_deer(self, ids: list[int]) -> None:
@@ -346,6 +338,13 @@ class ProposalQueue:
             if det not in self._det_nn
         ]
         if not new or self.sighting_neighbours <= 0:
+            return
+        if len(new) > SIGHTING_SCAN_LIMIT:
+            # An exact scan of every sighting against every other grows with the square of the
+            # database (50,000 sightings: 10^13 multiply-adds, minutes on two cores), so a large
+            # database starts from the nearest deer by mean; sightings that arrive later (a
+            # decision's, a run's) are scanned against all.
+            self._det_nn.update((det, []) for det in new)
             return
         rows = np.array([self._sightings.row[det] for det in new])
         used = self._sightings.used()
@@ -384,9 +383,12 @@ class ProposalQueue:
                 if self._signature[d][1] != self._signature[n][1]:
                     continue  # different embedding models: not comparable
                 a, b = self._evidence[pair[0]], self._evidence[pair[1]]
-                x = pair_features(a.side(), b.side())
+                key = ("pair", *pair)
+                self._rank.put(key, pair_features(a.side(), b.side()), self._signature[d][1], False)
                 shared = bool(np.intersect1d(a.images, b.images).size)
-                self._pairs[pair] = (x, float(a.mean() @ b.mean()), shared)
+                self._pairs[pair] = (float(a.mean() @ b.mean()), shared)
+                self._keys_of.setdefault(pair[0], set()).add(key)
+                self._keys_of.setdefault(pair[1], set()).add(key)
 
     def _derive_strays(self, ids: list[int]) -> None:
         for d in ids:
@@ -399,7 +401,10 @@ class ProposalQueue:
                 others = ev.vectors[rest].astype(np.float32).sum(axis=0)
                 norms = max(float(np.linalg.norm(part) * np.linalg.norm(others)), 1e-9)
                 dets = tuple(int(v) for v in ev.detections[rows])
-                parts.append((dets, x, float(part @ others) / norms))
+                key = ("stray", d, len(parts))
+                self._rank.put(key, x, self._signature[d][1], True)
+                self._keys_of.setdefault(d, set()).add(key)
+                parts.append((dets, float(part @ others) / norms))
             if parts:
                 self._stray[d] = parts
 
@@ -410,9 +415,8 @@ class ProposalQueue:
         a, b = self._evidence.get(left), self._evidence.get(right)
         if a is None or b is None or self._signature[left][1] != self._signature[right][1]:
             return None
-        pair = (min(left, right), max(left, right))
-        x = self._pairs[pair][0] if pair in self._pairs else pair_features(a.side(), b.side())
-        return self._signature[left][1], x
+        x = self._rank.features(("pair", min(left, right), max(left, right)))
+        return self._signature[left][1], x if x is not None else pair_features(a.side(), b.side())
 
     def split_example(self, cur, deer_id: int, detections) -> tuple[str, np.ndarray] | None:
         """(model version, features) of some sightings of a deer against the rest of it."""
@@ -425,9 +429,9 @@ class ProposalQueue:
             return None
         rows, rest = np.flatnonzero(moved), np.flatnonzero(~moved)
         wanted = tuple(int(v) for v in ev.detections[rows])
-        for dets, x, _ in self._stray.get(deer_id, []):
+        for k, (dets, _) in enumerate(self._stray.get(deer_id, [])):
             if dets == wanted:
-                return self._signature[deer_id][1], x
+                return self._signature[deer_id][1], self._rank.features(("stray", deer_id, k))
         return self._signature[deer_id][1], pair_features(ev.side(rows), ev.side(rest))
 
     # -- the ranked list ------------------------------------------------------------------
@@ -446,13 +450,22 @@ class ProposalQueue:
         }
 
     def _decided(self, cur, changed: int) -> None:
-        """Blocked pairs and kept boxes, read again when decisions or deer changed."""
+        """Hide candidates a person decided on (not the same; kept parts) when anything changed."""
         cur.execute("SELECT max(id) FROM review_log")
-        log_seen = cur.fetchone()[0]
-        if changed or log_seen != self._blocked_key or self._blocked_key is None:
-            self._blocked = self.not_same_pairs(cur)
-            self._kept = {d for k in kept_sightings(cur) for d in k["detections"]}
-        self._blocked_key = log_seen
+        key = cur.fetchone()[0]
+        if not changed and key == self._hidden_key:
+            return
+        self._rank.hide(self._blocked_keys, False)
+        blocked = self.not_same_pairs(cur)
+        kept = {d for k in kept_sightings(cur) for d in k["detections"]}
+        keys = [("pair", *p) for p in blocked]
+        for d in {self._owner(det) for det in kept}:
+            for k, (dets, _) in enumerate(self._stray.get(d, [])):
+                if set(dets) <= kept:
+                    keys.append(("stray", d, k))
+        self._rank.hide(keys)
+        self._blocked_keys = keys
+        self._hidden_key = key
 
     def proposals(self, cur, skip: set[str] | None = None, limit: int | None = None) -> list:
         """Return the ranked proposals (after a refresh), best first.
@@ -466,61 +479,63 @@ class ProposalQueue:
             changed = self.refresh(cur)
             self._decided(cur, changed)
             skip = skip or set()
-            entries: list[tuple] = []
-            for a, b in self._pairs:
-                if (a, b) in self._blocked:
-                    continue
-                p = self._scores.get(self._signature[a][1], {}).get((a, b))
-                if p is not None:
-                    entries.append((-p, f"pair:{a}:{b}", a, b, p))
-            for d, parts in self._stray.items():
-                same = self._scores.get(self._signature[d][1], {}).get(("stray", d))
-                if not same:
-                    continue
-                open_parts = [
-                    (p, k) for k, p in enumerate(same) if not set(parts[k][0]) <= self._kept
-                ]
-                if open_parts:
-                    p, k = min(open_parts)
-                    key = f"stray:{d}:{parts[k][0][0]}"
-                    entries.append((p - 1.0, key, d, k, 1.0 - p))
+            skipped = [self._rank_key(k) for k in skip]
+            doubts = []
             if self.classes:
                 for det, deer_id in self._open_doubts(cur, changed):
-                    p = self._doubts[det][1]
-                    entries.append((-p, f"class:{det}", deer_id, None, p))
-            if skip:
-                entries = [e for e in entries if e[1] not in skip]
-            self.last_total = len(entries)
+                    if f"class:{det}" not in skip:
+                        doubts.append((-self._doubts[det][1], f"class:{det}", deer_id))
+            best = self._rank.top(None if limit is None else limit, [k for k in skipped if k])
+            self.last_total = self._rank.shown() - len([k for k in skipped if k]) + len(doubts)
+            entries = [(-score, self._name(key), key, p) for key, score, p in best]
+            entries += [(score, name, deer_id, None) for score, name, deer_id in doubts]
             top = heapq.nsmallest(limit, entries) if limit is not None else sorted(entries)
             return [self._proposal(e) for e in top]
 
-    def _proposal(self, entry: tuple) -> Proposal:
-        score, key, left, right, p = entry
-        kind = key.split(":", 1)[0]
-        if kind == "class":
-            det = int(key.split(":")[1])
-            class_name, _, votes = self._doubts[det]
-            return Proposal(
-                "class", key, -score, left, detection=det, class_name=class_name, votes=votes
-            )
+    def _name(self, key: tuple) -> str:
+        if key[0] == "pair":
+            return f"pair:{key[1]}:{key[2]}"
+        return f"stray:{key[1]}:{self._stray[key[1]][key[2]][0][0]}"
+
+    def _rank_key(self, name: str):
+        kind, *rest = name.split(":")
+        if kind == "pair":
+            return ("pair", int(rest[0]), int(rest[1]))
         if kind == "stray":
-            dets, _, cosine = self._stray[left][right]
+            d, first = int(rest[0]), int(rest[1])
+            for k, (dets, _) in enumerate(self._stray.get(d, [])):
+                if dets[0] == first:
+                    return ("stray", d, k)
+        return None
+
+    def _proposal(self, entry: tuple) -> Proposal:
+        score, name, key, p = entry
+        if name.startswith("class:"):
+            det = int(name.split(":")[1])
+            class_name, wrong, votes = self._doubts[det]
+            return Proposal(
+                "class", name, wrong, key, detection=det, class_name=class_name, votes=votes
+            )
+        if key[0] == "stray":
+            d = key[1]
+            dets, cosine = self._stray[d][key[2]]
             return Proposal(
                 "stray",
-                key,
-                p,
-                left,
-                probability=p,
+                name,
+                -score,
+                d,
+                probability=1.0 - p,
                 similarity=cosine,
                 detection=dets[0],
                 detections=dets,
-                sexes=(self._signature[left][0],),
+                sexes=(self._signature[d][0],),
             )
-        _, sim, shared = self._pairs[(left, right)]
+        _, left, right = key
+        sim, shared = self._pairs[(left, right)]
         return Proposal(
             "pair",
-            key,
-            p,
+            name,
+            -score,
             left,
             right,
             probability=p,
