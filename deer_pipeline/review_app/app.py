@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -95,6 +96,17 @@ class ReviewApp:
                 conn.rollback()
             self.pool.putconn(conn)
 
+    def start_ranking(self) -> threading.Thread:
+        """Build the first ranking in the background, so the server answers at once."""
+
+        def build():
+            with self.connection() as conn, conn.cursor() as cur:
+                self.proposals(cur, limit=1)
+
+        thread = threading.Thread(target=build, name="review-ranking", daemon=True)
+        thread.start()
+        return thread
+
     def close(self) -> None:
         """Close every pooled connection."""
         self.pool.closeall()
@@ -144,6 +156,8 @@ def queue_page(request: Request) -> Response:
     """``GET /``: the proposal at position ``at`` (0: the best), with both sides."""
     app: ReviewApp = request.app.state.review
     at = max(0, _int(request.query_params.get("at"), 0))
+    if not app.queue.ready.is_set():  # the first ranking is being built: say so, look again
+        return app.page(request, "building.html", {"message": request.query_params.get("msg")})
     with app.connection() as conn, conn.cursor() as cur:
         ranked, total = app.proposals(cur, limit=at + 1)
         if at >= len(ranked) and ranked:

@@ -112,10 +112,10 @@ def _serve(args: argparse.Namespace) -> int:
     observer.start()
     try:
         with review.connection() as conn, conn.cursor() as cur:
-            n = review.proposals(cur, limit=1)[1]
             at_start = last_reviewed(cur)
+        review.start_ranking()  # the page says "ranking..." until the first ranking is built
         shown = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"Deer review: http://{shown}:{args.port}/ ({n} proposals)", flush=True)
+        print(f"Deer review: http://{shown}:{args.port}/", flush=True)
         config = uvicorn.Config(
             create_app(review), host=args.host, port=args.port, log_level="warning"
         )

@@ -214,6 +214,7 @@ class ProposalQueue:
         self.strays = strays
         self.weights = dict(weights or {})
         self.lock = threading.RLock()
+        self.ready = threading.Event()  # set once the first ranking is built
         self._signature: dict[int, tuple] = {}
         self._evidence: dict[int, DeerEvidence] = {}
         self._means = _Rows(np.float32)
@@ -477,6 +478,7 @@ class ProposalQueue:
         """
         with self.lock:
             changed = self.refresh(cur)
+            self.ready.set()
             self._decided(cur, changed)
             skip = skip or set()
             skipped = [self._rank_key(k) for k in skip]
