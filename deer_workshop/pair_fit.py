@@ -35,8 +35,8 @@ from deer_pipeline.reid.cluster import cluster_units
 from deer_pipeline.reid.matching import MatchConfig
 from deer_pipeline.reid.metrics import bcubed
 from deer_pipeline.reid.pair_evidence import side_of_detections
-from deer_pipeline.reid.pair_join import join_pairs, nearest_groups
-from deer_pipeline.reid.pair_model import PairModel, feature_matrix, merge_sides
+from deer_pipeline.reid.pair_join import join_pairs
+from deer_pipeline.reid.pair_model import Neighbourhood, PairModel, feature_matrix, merge_sides
 from deer_pipeline.reid.tracklets import LinkConfig, build_tracklets
 from deer_pipeline.reid.units import exact_neighbours, tracklet_unit, visit_priors
 
@@ -99,17 +99,19 @@ def _majority(world: World, members) -> object:
 def examples(world: World, neighbours: int = 5, seed: int = 0):
     """Return (features, labels) of labelled pairs of sides in a replayed world."""
     rng = np.random.default_rng(seed)
-    pairs, y = [], []
+    pairs, ranks, y = [], [], []
     groups = [[i] for i in range(len(world.units))]
     for grouping in (groups, world.clusters):
         sides = [merge_sides([world.sides[u] for u in g]) for g in grouping]
         owner = [_majority(world, g) for g in grouping]
-        cands = nearest_groups(sides, neighbours)
+        hood = Neighbourhood(sides)
+        cands = hood.nearest(neighbours)
         if grouping is groups:
             cands |= set(world.edges)
         for a, b in sorted(cands):
             if owner[a] is not None and owner[b] is not None:
                 pairs.append((sides[a], sides[b]))
+                ranks.append(hood.ranks(a, b))
                 y.append(float(owner[a] == owner[b]))
     halves: dict[tuple, list[int]] = defaultdict(list)
     for u, who in enumerate(world.truth):
@@ -117,11 +119,14 @@ def examples(world: World, neighbours: int = 5, seed: int = 0):
             night = world.sides[u].night_fraction >= 0.5
             halves[(who, night)].append(u)
     keys = sorted(halves, key=str)
-    half_sides = {k: merge_sides([world.sides[u] for u in halves[k]]) for k in keys}
+    half_sides = [merge_sides([world.sides[u] for u in halves[k]]) for k in keys]
+    hood = Neighbourhood(half_sides)
     for i, ka in enumerate(keys):
-        for kb in keys[i + 1 :]:
+        for j in range(i + 1, len(keys)):
+            kb = keys[j]
             if ka[0] == kb[0] or ka[1] != kb[1]:  # same animal, or different animals across
-                pairs.append((half_sides[ka], half_sides[kb]))
+                pairs.append((half_sides[i], half_sides[j]))
+                ranks.append(hood.ranks(i, j))
                 y.append(float(ka[0] == kb[0]))
         members = halves[ka]
         if len(members) >= 2:  # one animal's sightings of one condition, split in two
@@ -130,8 +135,9 @@ def examples(world: World, neighbours: int = 5, seed: int = 0):
             a = merge_sides([world.sides[u] for u in sorted(order[:cut])])
             b = merge_sides([world.sides[u] for u in sorted(order[cut:])])
             pairs.append((a, b))
+            ranks.append((0, 0))
             y.append(1.0)
-    return feature_matrix(pairs), np.asarray(y)
+    return feature_matrix(pairs, ranks), np.asarray(y)
 
 
 def score(world: World, clusters) -> dict:
@@ -233,7 +239,7 @@ def _dump(home: Path, root: Path, out: Path) -> dict:
     return dump(_home_url(home), root, out)
 
 
-def _evaluate(home: Path, root: Path) -> dict:
+def _evaluate(home: Path, root: Path, figures: bool = True) -> dict:
     import psycopg2
 
     from deer_pipeline.reid.metrics import evaluate_database
@@ -246,11 +252,13 @@ def _evaluate(home: Path, root: Path) -> dict:
     finally:
         conn.rollback()
         conn.close()
-    tmp = home / "pair_fit_dump.pkl"
-    _dump(home, root, tmp)
-    figures = similarity_figures(pickle.loads(tmp.read_bytes()))
-    tmp.unlink()
-    return {"world": str(root)} | quality | figures
+    out = {"world": str(root)} | quality
+    if figures:
+        tmp = home / "pair_fit_dump.pkl"
+        _dump(home, root, tmp)
+        out |= similarity_figures(pickle.loads(tmp.read_bytes()))
+        tmp.unlink()
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,12 +277,17 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("evaluate", help="B-cubed and similarity figures of a filled DEER_HOME")
     e.add_argument("home", type=Path)
     e.add_argument("root", type=Path)
+    e.add_argument(
+        "--no-figures",
+        action="store_true",
+        help="B-cubed only (a database without detections.monochrome measured)",
+    )
     args = parser.parse_args(argv)
     if args.cmd == "dump":
         print(json.dumps(_dump(args.home, args.root, args.out)))
         return 0
     if args.cmd == "evaluate":
-        print(json.dumps(_evaluate(args.home, args.root)))
+        print(json.dumps(_evaluate(args.home, args.root, not args.no_figures)))
         return 0
     current = None
     if args.write and args.write.is_file():

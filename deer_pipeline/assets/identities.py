@@ -81,6 +81,11 @@ class IdentityConfig(dg.Config):
         description="Least pair-model probability of one animal to join two clusters; default "
         "the calibration's (pair_join_probability)",
     )
+    pair_neighbours: int = Field(
+        default=_DEFAULTS.pair_neighbours,
+        description="Nearest clusters per cluster the pair pass scores (overall and across "
+        "day/night), besides those a candidate edge links",
+    )
     gallery: bool = Field(default=True, description="Refresh the HTML gallery of every deer")
 
     def match_config(self, calibration: Calibration) -> MatchConfig:
@@ -98,6 +103,7 @@ class IdentityConfig(dg.Config):
             visit_minutes=self.visit_minutes,
             visit_window_minutes=self.visit_window_minutes,
             pair_join_probability=self.pair_cut(calibration),
+            pair_neighbours=self.pair_neighbours,
         )
 
     def pair_cut(self, calibration: Calibration) -> float | None:

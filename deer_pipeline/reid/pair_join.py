@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deer_pipeline.reid.cluster import Unit
-from deer_pipeline.reid.pair_model import PairModel, Side, merge_sides, pair_features
+from deer_pipeline.reid.pair_model import (
+    Neighbourhood,
+    PairModel,
+    Side,
+    merge_sides,
+    pair_features,
+)
 from deer_pipeline.reid.sex import SexVote, conflict
 
 
@@ -46,32 +52,6 @@ class _Group:
     cannot: set[int]
     near: set[int]
     version: int = 0
-
-
-def nearest_groups(sides: Sequence[Side], k: int) -> set[tuple[int, int]]:
-    """Return candidate pairs (i < j): each side with its ``k`` nearest others.
-
-    Nearest by best detection-to-detection cosine, overall and across conditions (its colour
-    sightings against others' monochrome ones and back).
-    """
-    n = len(sides)
-    if n < 2 or k <= 0:
-        return set()
-    owner = np.concatenate([np.full(len(s.vectors), g) for g, s in enumerate(sides)])
-    mat = np.concatenate([s.vectors for s in sides]).astype(np.float32)
-    mono = np.concatenate([s.monochrome for s in sides])
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    pairs: set[tuple[int, int]] = set()
-    for g, side in enumerate(sides):
-        sims = side.vectors.astype(np.float32) @ mat.T  # (m_g, N)
-        cross = (side.monochrome[:, None] != mono[None, :]) & ~np.isnan(mono)[None, :]
-        cross &= ~np.isnan(side.monochrome)[:, None]
-        for masked in (sims, np.where(cross, sims, -np.inf)):
-            best = np.maximum.reduceat(masked.max(axis=0), starts)
-            best[g] = -np.inf
-            order = np.argsort(-best, kind="stable")[:k]
-            pairs.update((min(g, int(h)), max(g, int(h))) for h in order if np.isfinite(best[h]))
-    return pairs
 
 
 def join_pairs(
@@ -121,7 +101,8 @@ def join_pairs(
         if a != b:
             groups[a].cannot.add(b)
             groups[b].cannot.add(a)
-    candidates = nearest_groups([groups[c].side for c in range(len(clusters))], neighbours)
+    hood = Neighbourhood([groups[c].side for c in range(len(clusters))])
+    candidates = hood.nearest(neighbours)
     candidates |= {
         (min(a, b), max(a, b))
         for a, b in ((cluster_of[i], cluster_of[j]) for i, j in edges)
@@ -136,7 +117,9 @@ def join_pairs(
         others = sorted(others)
         if not others:
             return
-        x = np.stack([pair_features(groups[a].side, groups[b].side) for b in others])
+        x = np.stack(
+            [pair_features(groups[a].side, groups[b].side, hood.ranks(a, b)) for b in others]
+        )
         for b, p in zip(others, model.probability(x).tolist(), strict=True):
             if p >= cut:
                 lo, hi = min(a, b), max(a, b)
@@ -159,6 +142,7 @@ def join_pairs(
             continue
         joins += 1
         _absorb(groups, a, b)
+        hood.join(a, b)
         push(a, groups[a].near)
     ordered = sorted(sorted(g.members) for g in groups.values())
     return JoinResult(ordered, joins, len(candidates), refused)

@@ -37,6 +37,9 @@ FEATURES: tuple[str, ...] = (
     "day_day_cosine",  # mean cosine over colour-colour pairs (0 when there are none)
     "night_night_cosine",  # over monochrome-monochrome pairs
     "day_night_cosine",  # over colour-monochrome pairs
+    "day_day_best",  # most similar colour-colour pair (0 when there are none)
+    "night_night_best",
+    "day_night_best",
     "has_day_day",  # whether such pairs exist (so a 0 above means "none", not "unalike")
     "has_night_night",
     "has_day_night",
@@ -50,6 +53,10 @@ FEATURES: tuple[str, ...] = (
     "same_sex_leader",  # 1 when both votes lead with the same class
     "log_size_low",  # log1p of the smaller side's detection count
     "log_size_high",
+    # Where each side stands among the other's neighbours (0: its nearest), from a
+    # :class:`Neighbourhood` of every side in play; a pair scored alone counts as nearest.
+    "log_rank_any",  # log1p of the worse of the two ranks by best detection cosine
+    "log_rank_cross",  # the same among sides compared across day/night (0 without such pairs)
 )
 
 MAX_VECTORS = 48
@@ -159,17 +166,20 @@ def _shares(vote: SexVote) -> np.ndarray:
     return w / total if total > 0 else np.full(len(DEER_CLASSES), 1.0 / len(DEER_CLASSES))
 
 
-def pair_features(a: Side, b: Side) -> np.ndarray:
+def pair_features(a: Side, b: Side, ranks: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Return the evidence of one pair of sides, in ``FEATURES`` order (symmetric in a, b).
 
     Args:
         a: one side.
         b: the other.
+        ranks: the worse of the two sides' ranks among each other's neighbours, by best
+            detection cosine overall and across day/night (``Neighbourhood.ranks``); (0, 0)
+            for a pair scored on its own.
 
     Returns:
         (len(FEATURES),) float64.
     """
-    sims = a.vectors.astype(np.float64) @ b.vectors.astype(np.float64).T
+    sims = (a.vectors @ b.vectors.T).astype(np.float64)
     flat = sims.ravel()
     ma, mb = a.monochrome[:, None], b.monochrome[None, :]
     known = ~np.isnan(ma) & ~np.isnan(mb)
@@ -177,12 +187,15 @@ def pair_features(a: Side, b: Side) -> np.ndarray:
     night_night = known & (ma == 1) & (mb == 1)
     day_night = known & (ma != mb)
 
-    def mean_where(mask: np.ndarray) -> tuple[float, float]:
-        return (float(sims[mask].mean()), 1.0) if mask.any() else (0.0, 0.0)
+    def where(mask: np.ndarray) -> tuple[float, float, float]:
+        if not mask.any():
+            return 0.0, 0.0, 0.0
+        values = sims[mask]
+        return float(values.mean()), float(values.max()), 1.0
 
-    dd, has_dd = mean_where(day_day)
-    nn, has_nn = mean_where(night_night)
-    dn, has_dn = mean_where(day_night)
+    dd, dd_best, has_dd = where(day_day)
+    nn, nn_best, has_nn = where(night_night)
+    dn, dn_best, has_dn = where(day_night)
     ta, tb = a.times[~np.isnan(a.times)], b.times[~np.isnan(b.times)]
     if len(ta) and len(tb):
         gap = float(np.abs(ta[:, None] - tb[None, :]).min()) / 3600.0
@@ -201,6 +214,9 @@ def pair_features(a: Side, b: Side) -> np.ndarray:
             dd,
             nn,
             dn,
+            dd_best,
+            nn_best,
+            dn_best,
             has_dd,
             has_nn,
             has_dn,
@@ -214,15 +230,83 @@ def pair_features(a: Side, b: Side) -> np.ndarray:
             float(ra[0] == rb[0] and ra[0] in DEER_CLASSES),
             min(size_a, size_b),
             max(size_a, size_b),
+            math.log1p(ranks[0]),
+            math.log1p(ranks[1]) if has_dn else 0.0,
         ],
         np.float64,
     )
 
 
-def feature_matrix(pairs: Iterable[tuple[Side, Side]]) -> np.ndarray:
-    """Return the features of many pairs, one row each."""
-    rows = [pair_features(a, b) for a, b in pairs]
+def feature_matrix(
+    pairs: Iterable[tuple[Side, Side]], ranks: Iterable[tuple[int, int]] | None = None
+) -> np.ndarray:
+    """Return the features of many pairs, one row each (ranks as in :func:`pair_features`)."""
+    pairs = list(pairs)
+    ranks = list(ranks) if ranks is not None else [(0, 0)] * len(pairs)
+    rows = [pair_features(a, b, r) for (a, b), r in zip(pairs, ranks, strict=True)]
     return np.stack(rows) if rows else np.zeros((0, len(FEATURES)))
+
+
+class Neighbourhood:
+    """Best detection-to-detection cosines between every two of a set of sides, kept current.
+
+    Whether two groups are one animal reads differently in a herd of look-alikes than in a
+    herd of strangers: the same cosine can be a side's nearest neighbour or its tenth. Ranks
+    among the sides in play make the evidence relative to the herd. ``any`` holds the best
+    cosine over all detection pairs, ``cross`` over colour-monochrome pairs only (-inf: none).
+
+    Args:
+        sides: the sides in play (index = position).
+    """
+
+    def __init__(self, sides: Sequence[Side]):
+        n = len(sides)
+        self.any = np.full((n, n), -np.inf)
+        self.cross = np.full((n, n), -np.inf)
+        if n < 2:
+            return
+        owner = np.concatenate([np.full(len(s.vectors), g) for g, s in enumerate(sides)])
+        mat = np.concatenate([s.vectors for s in sides]).astype(np.float32)
+        mono = np.concatenate([s.monochrome for s in sides])
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        for g, side in enumerate(sides):
+            sims = side.vectors.astype(np.float32) @ mat.T
+            cross = (side.monochrome[:, None] != mono[None, :]) & ~np.isnan(mono)[None, :]
+            cross &= ~np.isnan(side.monochrome)[:, None]
+            self.any[g] = np.maximum.reduceat(sims.max(axis=0), starts)
+            masked = np.where(cross, sims, -np.inf)
+            self.cross[g] = np.maximum.reduceat(masked.max(axis=0), starts)
+        np.fill_diagonal(self.any, -np.inf)
+        np.fill_diagonal(self.cross, -np.inf)
+
+    def nearest(self, k: int) -> set[tuple[int, int]]:
+        """Return pairs (i < j): each side with its ``k`` nearest, overall and across."""
+        pairs: set[tuple[int, int]] = set()
+        for table in (self.any, self.cross):
+            for g, row in enumerate(table):
+                for h in np.argsort(-row, kind="stable")[:k].tolist():
+                    if np.isfinite(row[h]):
+                        pairs.add((min(g, h), max(g, h)))
+        return pairs
+
+    def ranks(self, i: int, j: int) -> tuple[int, int]:
+        """Return the worse of i's rank for j and j's rank for i, overall and across."""
+        out = []
+        for table in (self.any, self.cross):
+            if not np.isfinite(table[i, j]):
+                out.append(0)
+                continue
+            out.append(int(max((table[i] > table[i, j]).sum(), (table[j] > table[j, i]).sum())))
+        return out[0], out[1]
+
+    def join(self, a: int, b: int) -> None:
+        """Make ``a`` the union of ``a`` and ``b``; ``b`` leaves play."""
+        for table in (self.any, self.cross):
+            table[a] = np.maximum(table[a], table[b])
+            table[:, a] = np.maximum(table[:, a], table[:, b])
+            table[a, a] = -np.inf
+            table[b] = -np.inf
+            table[:, b] = -np.inf
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from deer_pipeline.reid.pair_model import FEATURES, PairModel, make_side, pair_features
+from deer_pipeline.reid.pair_model import (
+    FEATURES,
+    Neighbourhood,
+    PairModel,
+    make_side,
+    merge_sides,
+    pair_features,
+)
 from deer_pipeline.reid.sex import SexVote
 
 HOUR = 3600.0
@@ -49,6 +56,9 @@ def test_features_of_a_built_pair_are_exact():
     assert feature(x, "mean_cosine") == pytest.approx(float(mean_a @ mean_b))
     assert feature(x, "day_day_cosine") == pytest.approx((1.0 + 0.0) / 2)
     assert feature(x, "day_night_cosine") == pytest.approx((r + r) / 2)
+    assert feature(x, "day_day_best") == pytest.approx(1.0)
+    assert feature(x, "day_night_best") == pytest.approx(r)
+    assert feature(x, "night_night_best") == 0.0
     assert feature(x, "night_night_cosine") == 0.0
     assert (feature(x, "has_day_day"), feature(x, "has_night_night")) == (1.0, 0.0)
     assert feature(x, "has_day_night") == 1.0
@@ -61,6 +71,35 @@ def test_features_of_a_built_pair_are_exact():
     assert feature(x, "same_sex_leader") == 1.0
     assert feature(x, "log_size_low") == feature(x, "log_size_high") == pytest.approx(math.log(3))
     np.testing.assert_allclose(pair_features(b, a), x)  # symmetric
+    assert feature(x, "log_rank_any") == feature(x, "log_rank_cross") == 0.0
+    ranked = pair_features(a, b, (2, 1))
+    assert feature(ranked, "log_rank_any") == pytest.approx(math.log(3))
+    assert feature(ranked, "log_rank_cross") == pytest.approx(math.log(2))
+
+
+def test_neighbourhood_ranks_overall_and_across_day_and_night():
+    day = make_side(np.stack([unit(1, 0, 0)]), [False])
+    near_day = make_side(np.stack([unit(1, 0.2, 0)]), [False])
+    night = make_side(np.stack([unit(1, 0, 1)]), [True])
+    far_night = make_side(np.stack([unit(0, 1, 1)]), [True])
+    hood = Neighbourhood([day, near_day, night, far_night])
+    assert hood.ranks(0, 1) == (0, 0)  # each other's nearest; no cross pair
+    assert hood.ranks(0, 2) == (1, 0)  # night is day's second overall, its first across
+    assert hood.ranks(1, 3) == (2, 1)  # near_day ranks far_night third, second across
+    assert hood.nearest(1) == {(0, 1), (0, 2), (2, 3), (1, 2), (1, 3)}
+    hood.join(0, 1)  # the two day sides become one: its best cosine to each is the better
+    assert hood.any[0, 2] == pytest.approx(float(unit(1, 0, 0) @ unit(1, 0, 1)))
+    assert hood.cross[0, 3] == pytest.approx(float(unit(1, 0.2, 0) @ unit(0, 1, 1)))
+    assert np.isneginf(hood.any[1]).all() and np.isneginf(hood.any[:, 1]).all()
+
+
+def test_merged_sides_add_up():
+    a = make_side(np.stack([unit(1, 0), unit(0, 1)]), [False, True], [1.0, 2.0], {"x"})
+    b = make_side(np.stack([unit(1, 1)]), [None], [None], {"y"})
+    both = merge_sides([a, b])
+    assert both.size == 3 and both.locations == {"x", "y"}
+    np.testing.assert_allclose(both.total, a.total + b.total)
+    assert both.night_fraction == 0.5
 
 
 def test_unknown_condition_and_time_are_neutral():
