@@ -42,6 +42,11 @@ LOW_CONFIDENCE = 0.4  # without class_scores: a confidence below this is doubtfu
 STRAY_MIN_SIGHTINGS = 3  # a deer needs this many sightings for one to stand out
 STOP_AFTER = 10  # after this many "no" answers in a row the page suggests stopping
 
+_RANK_COLUMNS = tuple(
+    FEATURES.index(name)
+    for name in ("best_cosine", "day_night_best", "has_day_night", "log_rank_any", "log_rank_cross")
+)
+
 _DEER = """
 SELECT id, sex, model_version, embedding_count, n_sightings FROM deer WHERE embedding IS NOT NULL
 """
@@ -306,7 +311,8 @@ class ProposalQueue:
         self._derive_pairs(cur, ids)
         if self.strays:
             self._derive_strays(ids)
-        versions = {current[d][1] for d in ids} - {None}
+        self._rank.set_ranks(_RANK_COLUMNS)
+        versions = set(self._rank.versions) - {None}
         self._rank.score({v: self.learner(cur, v).model for v in versions})
         self._hidden_key = None  # hide decided candidates again
         return len(stale)

@@ -119,6 +119,49 @@ class Ranking:
         return [(self.keys[r], float(score[i]), float(self.p[r])) for i, r in
                 ((i, open_rows[i]) for i in order)]  # fmt: skip
 
+    def set_ranks(self, columns: tuple[int, int, int, int, int]) -> None:
+        """Fill the pair rows' rank features from the candidates themselves.
+
+        The pair model reads where each side stands among the other's neighbours (0: its
+        nearest) by best detection cosine, overall and across day/night. The candidates of a deer
+        are its nearest deer by mean and by single sightings, so its partners with a higher best
+        cosine are among them: the rank among its candidates is its rank in the herd.
+
+        Args:
+            columns: feature columns (best cosine, best day-night cosine, has day-night,
+                log rank overall, log rank across day/night).
+        """
+        best, cross_best, has_cross, rank_any, rank_cross = columns
+        rows = np.flatnonzero(self.live & ~self.stray)
+        if not len(rows):
+            return
+        pairs = np.array([self.keys[r][1:] for r in rows], dtype=np.int64)
+        for value_col, rank_col, only in (
+            (best, rank_any, None),
+            (cross_best, rank_cross, has_cross),
+        ):
+            values = self.x[rows, value_col]
+            valid = np.ones(len(rows), bool) if only is None else self.x[rows, only] > 0
+            deer = np.concatenate([pairs[:, 0], pairs[:, 1]])
+            vals = np.where(
+                np.concatenate([valid, valid]), np.concatenate([values, values]), -np.inf
+            )
+            order = np.lexsort((-vals, deer))
+            sorted_deer, sorted_vals = deer[order], vals[order]
+            start = np.searchsorted(sorted_deer, sorted_deer, side="left")
+            # rank = partners of the same deer with a strictly higher value
+            first_equal = np.empty(len(order), dtype=np.int64)
+            first_equal[0] = 0
+            same = (sorted_deer[1:] == sorted_deer[:-1]) & (sorted_vals[1:] == sorted_vals[:-1])
+            idx = np.arange(1, len(order))
+            first_equal[1:] = np.where(same, 0, idx)
+            first_equal = np.maximum.accumulate(first_equal)
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = first_equal - start
+            both = np.maximum(rank[: len(rows)], rank[len(rows) :])
+            self.x[rows, rank_col] = np.where(valid, np.log1p(both), 0.0)
+        self.scored[rows] = False
+
     def shown(self) -> int:
         """How many scored candidates are not hidden."""
         return int((self.live & ~self.hidden & self.scored).sum())
