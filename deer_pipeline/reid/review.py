@@ -6,7 +6,9 @@ class correction goes to ``detection_corrections``, which every run reads: the c
 drives the sex constraint, and ``not-deer`` takes the detection out of identities. "Not the same
 deer" goes to ``deer_not_same`` as two sets of detection ids (a cannot-link for the identity
 clustering; review never proposes the pair again) and confirms both sides as ``manual``, so no
-run with the gallery matcher can join them. Each action takes the identity lock (optionally for
+run with the gallery matcher can join them. "These sightings belong to their deer" (review asked
+whether they are a stray) is a ``keep`` row of ``review_log``: nothing moves, review does not ask
+again. Each action takes the identity lock (optionally for
 a bounded wait), runs in one transaction, can check that the deer it decides on are still as the
 person saw them (``expect``, a token from ``deer_state``), settles the touched deer (gallery
 vector, counts, first/last seen, deletion when empty) and is written to ``review_log`` with the

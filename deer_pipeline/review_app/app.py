@@ -81,6 +81,7 @@ class ReviewApp:
         self.hosts = {h.lower() for h in hosts}
         self.match = match
         self.queue = queue or ProposalQueue()
+        self.ranking: threading.Thread | None = None
         self.lock_timeout_s = lock_timeout_s
         self.csrf = secrets.token_urlsafe(32)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -105,7 +106,14 @@ class ReviewApp:
 
         thread = threading.Thread(target=build, name="review-ranking", daemon=True)
         thread.start()
+        self.ranking = thread
         return thread
+
+    def building(self) -> bool:
+        """Whether the first ranking is being built in the background right now."""
+        return (
+            self.ranking is not None and self.ranking.is_alive() and not self.queue.ready.is_set()
+        )
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -156,7 +164,7 @@ def queue_page(request: Request) -> Response:
     """``GET /``: the proposal at position ``at`` (0: the best), with both sides."""
     app: ReviewApp = request.app.state.review
     at = max(0, _int(request.query_params.get("at"), 0))
-    if not app.queue.ready.is_set():  # the first ranking is being built: say so, look again
+    if app.building():  # the first ranking is being built: say so, look again
         return app.page(request, "building.html", {"message": request.query_params.get("msg")})
     with app.connection() as conn, conn.cursor() as cur:
         ranked, total = app.proposals(cur, limit=at + 1)

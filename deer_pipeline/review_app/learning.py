@@ -130,6 +130,28 @@ def stored_examples(cur, model_version: str) -> dict[str, tuple[int, list[float]
     return out
 
 
+STRAY_DECISIONS = ("split", "keep")
+"""Decisions about a part of a deer against the rest of it (a stray), not about two deer."""
+
+OFFSET_PRECISION = 1.0
+"""Prior precision of the strays' log-odds offset (about one decision weighs as much as the
+prior that strays are like pairs)."""
+
+
+def _offset(logit: np.ndarray, y: np.ndarray) -> float:
+    """MAP log-odds offset of the strays' answers given the pair model's log-odds (Newton)."""
+    o = 0.0
+    for _ in range(30):
+        p = 0.5 * (1.0 + np.tanh(0.5 * (logit + o)))
+        grad = float((p - y).sum()) + OFFSET_PRECISION * o
+        hess = float((p * (1 - p)).sum()) + OFFSET_PRECISION
+        step = grad / hess
+        o -= step
+        if abs(step) < 1e-9:
+            break
+    return o
+
+
 @dataclass
 class Learner:
     """The pair model of one re-ID model version, refitted on this database's decisions.
@@ -140,12 +162,16 @@ class Learner:
         examples: decision (``merge:<log id>``, ``not_same:<row>``, ``split:<log id>``,
             ``keep:<log id>``) -> (label, features).
         model: the current model (``base`` refitted on ``examples``).
+        stray_offset: log-odds added for strays (a part of a deer against the rest of it), fitted
+            on the answers to strays: how often this herd's strays were one animal after all,
+            beyond what the pair model says.
     """
 
     calibration: Calibration
     base: PairModel
     examples: dict[str, tuple[int, list[float]]] = field(default_factory=dict)
     model: PairModel | None = None
+    stray_offset: float = 0.0
 
     def __post_init__(self) -> None:
         if self.model is None:
@@ -170,19 +196,32 @@ class Learner:
         self._refit()
 
     def _refit(self) -> None:
+        self.stray_offset = 0.0
         if not self.examples:
             self.model = self.base
             return
-        rows = [self.examples[k] for k in sorted(self.examples)]
-        x = np.array([r[1] for r in rows], dtype=np.float64)
-        y = np.array([r[0] for r in rows], dtype=np.float64)
+        keys = sorted(self.examples)
+        x = np.array([self.examples[k][1] for k in keys], dtype=np.float64)
+        y = np.array([self.examples[k][0] for k in keys], dtype=np.float64)
         self.model = self.base.refit(x, y)
+        parts = np.array([k.split(":", 1)[0] in STRAY_DECISIONS for k in keys])
+        if parts.any():
+            self.stray_offset = _offset(self.model.logit(x[parts]), y[parts])
 
-    def probability(self, features: np.ndarray) -> np.ndarray:
-        """P(same animal) of each row of features under the current model."""
+    def probability(self, features: np.ndarray, stray=None) -> np.ndarray:
+        """P(same animal) of each row of features under the current model.
+
+        Args:
+            features: (n, len(FEATURES)).
+            stray: (n,) bool, rows that are a part of a deer against the rest of it (their
+                log-odds get ``stray_offset``); None: none.
+        """
         if len(features) == 0:
             return np.zeros(0)
-        return self.model.probability(features)
+        logit = self.model.logit(features)
+        if stray is not None:
+            logit = logit + self.stray_offset * np.asarray(stray, dtype=np.float64)
+        return 0.5 * (1.0 + np.tanh(0.5 * logit))
 
     def add(self, key: str, features: Sequence[float], label: int) -> None:
         """Learn one decision (its key, the pair's features, 1 same / 0 not) and refit."""
@@ -196,5 +235,6 @@ class Learner:
             **data["fitted"],
             "review_base": self.base.to_json(),
             "review_examples": len(self.examples),
+            "review_stray_offset": round(self.stray_offset, 6),
         }
         calibrations.store(cur, calibrations.with_pair_model(self.calibration, data), HOW)

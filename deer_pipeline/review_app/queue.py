@@ -47,6 +47,14 @@ _RANK_COLUMNS = tuple(
     for name in ("best_cosine", "day_night_best", "has_day_night", "log_rank_any", "log_rank_cross")
 )
 
+# One row summing every deer's signature: equal to the last one, nothing changed (no need to
+# fetch the whole table on every request).
+_DEER_DIGEST = """
+SELECT count(*), sum(hashtext(concat_ws('/', id, sex, model_version, embedding_count,
+                                        n_sightings))::bigint)
+  FROM deer WHERE embedding IS NOT NULL
+"""
+
 _DEER = """
 SELECT id, sex, model_version, embedding_count, n_sightings FROM deer WHERE embedding IS NOT NULL
 """
@@ -240,6 +248,7 @@ class ProposalQueue:
         self._open: list | None = None
         self._open_key: tuple | None = None
         self._hidden_key: object = None
+        self._digest: tuple | None = None
         self._blocked_keys: list = []
         self.last_total = 0
 
@@ -259,7 +268,7 @@ class ProposalQueue:
     def rescore(self, cur, model_version: str | None = None) -> None:
         """Score the candidates (of one model version) again with the current pair model."""
         versions = [model_version] if model_version else list(self._rank.versions)
-        models = {v: self.learner(cur, v).model for v in versions if v is not None}
+        models = {v: self.learner(cur, v) for v in versions if v is not None}
         self._rank.score(models, everything=True)
 
     def touch(self, deer_ids) -> None:
@@ -269,6 +278,11 @@ class ProposalQueue:
     # -- keeping up with the database ---------------------------------------------------------
     def refresh(self, cur) -> int:
         """Bring the candidates up to date with the deer table; return deer re-derived."""
+        cur.execute(_DEER_DIGEST)
+        digest = cur.fetchone()
+        if digest == self._digest and not self._touched:
+            return 0
+        self._digest = digest
         cur.execute(_DEER)
         current = {r[0]: tuple(r[1:]) for r in cur.fetchall()}
         stale = {i for i, sig in current.items() if self._signature.get(i) != sig}
@@ -313,7 +327,7 @@ class ProposalQueue:
             self._derive_strays(ids)
         self._rank.set_ranks(_RANK_COLUMNS)
         versions = set(self._rank.versions) - {None}
-        self._rank.score({v: self.learner(cur, v).model for v in versions})
+        self._rank.score({v: self.learner(cur, v) for v in versions})
         self._hidden_key = None  # hide decided candidates again
         return len(stale)
 
@@ -488,15 +502,13 @@ class ProposalQueue:
             self._decided(cur, changed)
             skip = skip or set()
             skipped = [self._rank_key(k) for k in skip]
-            doubts = []
-            if self.classes:
-                for det, deer_id in self._open_doubts(cur, changed):
-                    if f"class:{det}" not in skip:
-                        doubts.append((-self._doubts[det][1], f"class:{det}", deer_id))
+            doubts = self._open_doubts(cur, changed) if self.classes else []
+            if skip:
+                doubts = [d for d in doubts if d[1] not in skip]
             best = self._rank.top(None if limit is None else limit, [k for k in skipped if k])
             self.last_total = self._rank.shown() - len([k for k in skipped if k]) + len(doubts)
             entries = [(-score, self._name(key), key, p) for key, score, p in best]
-            entries += [(score, name, deer_id, None) for score, name, deer_id in doubts]
+            entries += [(score, name, deer_id, None) for score, name, deer_id in doubts[:limit]]
             top = heapq.nsmallest(limit, entries) if limit is not None else sorted(entries)
             return [self._proposal(e) for e in top]
 
@@ -552,8 +564,8 @@ class ProposalQueue:
             shared_photos=shared,
         )
 
-    def _open_doubts(self, cur, changed: int) -> list[tuple[int, int]]:
-        """(detection, deer) of doubtful detections not corrected yet, cached between decisions."""
+    def _open_doubts(self, cur, changed: int) -> list[tuple[float, str, int]]:
+        """(-P wrong, key, deer) of doubtful detections not corrected yet, best first, cached."""
         cur.execute("SELECT count(*), max(id) FROM detections")
         detections_seen = cur.fetchone()
         cur.execute("SELECT max(id) FROM review_log")
@@ -576,7 +588,10 @@ class ProposalQueue:
         if changed or self._open is None or self._open_key != key:
             if self._doubts:
                 cur.execute(_OPEN_DOUBTS, (sorted(self._doubts),))
-                self._open = cur.fetchall()
+                self._open = sorted(
+                    (-self._doubts[det][1], f"class:{det}", deer_id)
+                    for det, deer_id in cur.fetchall()
+                )
             else:
                 self._open = []
             self._open_key = key

@@ -96,13 +96,18 @@ class Ranking:
                 self.hidden[r] = hidden
 
     def score(self, models: dict, everything: bool = False) -> None:
-        """Score unscored rows (or all rows) with each version's model (``probability(X)``)."""
+        """Score unscored rows (or all rows) with each version's learner.
+
+        Args:
+            models: version -> an object with ``probability(X, stray)`` (``Learner``).
+            everything: score every row again (after a refit).
+        """
         for code, version in enumerate(self.versions):
             mask = self.live & (self.version == code)
             if not everything:
                 mask &= ~self.scored
             if mask.any() and version in models:
-                self.p[mask] = models[version].probability(self.x[mask])
+                self.p[mask] = models[version].probability(self.x[mask], self.stray[mask])
                 self.scored[mask] = True
 
     def top(self, k: int | None, skip=()) -> list[tuple[Hashable, float, float]]:
