@@ -481,9 +481,14 @@ class ProposalQueue:
         kept = {d for k in kept_sightings(cur) for d in k["detections"]}
         keys = [("pair", *p) for p in blocked]
         for d in {self._owner(det) for det in kept}:
-            for k, (dets, _) in enumerate(self._stray.get(d, [])):
-                if set(dets) <= kept:
-                    keys.append(("stray", d, k))
+            parts = [("stray", d, k) for k in range(len(self._stray.get(d, [])))]
+            held = [key for key in parts if set(self._stray[d][key[2]][0]) <= kept]
+            if not held:
+                continue
+            # The person kept the part most in doubt they were asked about: the parts of this
+            # deer that the model finds at least as likely to belong are not asked either.
+            doubt = min(self._rank.probability(key) for key in held)
+            keys += [key for key in parts if self._rank.probability(key) >= doubt or key in held]
         self._rank.hide(keys)
         self._blocked_keys = keys
         self._hidden_key = key
