@@ -81,12 +81,6 @@ SELECT d.id, d.class_name, d.confidence, d.class_scores FROM detections d
            FROM jsonb_each_text(d.class_scores) AS e(k, v)) < %(margin)s)
 """
 
-_OPEN_DOUBTS = """
-SELECT x.id, s.deer_id FROM unnest(%s::bigint[]) AS x(id)
-  JOIN sightings s ON s.detection_id = x.id
- WHERE NOT EXISTS (SELECT 1 FROM detection_corrections c WHERE c.detection_id = x.id)
-"""
-
 
 @dataclass(frozen=True)
 class Proposal:
@@ -245,8 +239,9 @@ class ProposalQueue:
         self._monochrome: bool | None = None
         self._doubts: dict[int, tuple[str, float, dict]] = {}
         self._detections_seen: tuple | None = None
-        self._open: list | None = None
-        self._open_key: tuple | None = None
+        self._doubt_order: list[int] = []
+        self._corrected: set[int] = set()
+        self._corrected_key: object = None
         self._hidden_key: object = None
         self._digest: tuple | None = None
         self._blocked_keys: list = []
@@ -507,11 +502,9 @@ class ProposalQueue:
             self._decided(cur, changed)
             skip = skip or set()
             skipped = [self._rank_key(k) for k in skip]
-            doubts = self._open_doubts(cur, changed) if self.classes else []
-            if skip:
-                doubts = [d for d in doubts if d[1] not in skip]
+            doubts, n_doubts = self._open_doubts(cur, limit, skip) if self.classes else ([], 0)
             best = self._rank.top(None if limit is None else limit, [k for k in skipped if k])
-            self.last_total = self._rank.shown() - len([k for k in skipped if k]) + len(doubts)
+            self.last_total = self._rank.shown() - len([k for k in skipped if k]) + n_doubts
             entries = [(-score, self._name(key), key, p) for key, score, p in best]
             entries += [(score, name, deer_id, None) for score, name, deer_id in doubts[:limit]]
             top = heapq.nsmallest(limit, entries) if limit is not None else sorted(entries)
@@ -569,8 +562,16 @@ class ProposalQueue:
             shared_photos=shared,
         )
 
-    def _open_doubts(self, cur, changed: int) -> list[tuple[float, str, int]]:
-        """(-P wrong, key, deer) of doubtful detections not corrected yet, best first, cached."""
+    def _open_doubts(self, cur, limit: int | None, skip) -> tuple[list, int]:
+        """The best ``limit`` doubtful detections not corrected yet and how many are open.
+
+        The doubts are a property of the detections (read once per set of detections, kept
+        sorted); whether one is still open (it has a sighting, nobody corrected it) is read from
+        the sightings the queue holds and the corrections, read again only after a decision.
+
+        Returns:
+            ([(-P wrong, key, deer)], number open).
+        """
         cur.execute("SELECT count(*), max(id) FROM detections")
         detections_seen = cur.fetchone()
         cur.execute("SELECT max(id) FROM review_log")
@@ -587,17 +588,23 @@ class ProposalQueue:
                     wrong = 1.0 - float(confidence)
                 ordered = {k: shown[k] for k in sorted(shown, key=lambda c: -float(shown[c]))}
                 self._doubts[det] = (class_name, wrong, ordered)
+            self._doubt_order = sorted(self._doubts, key=lambda d: (-self._doubts[d][1], d))
             self._detections_seen = detections_seen
-            self._open = None
-        key = (log_seen, detections_seen)
-        if changed or self._open is None or self._open_key != key:
-            if self._doubts:
-                cur.execute(_OPEN_DOUBTS, (sorted(self._doubts),))
-                self._open = sorted(
-                    (-self._doubts[det][1], f"class:{det}", deer_id)
-                    for det, deer_id in cur.fetchall()
-                )
-            else:
-                self._open = []
-            self._open_key = key
-        return self._open
+            self._corrected_key = None
+        if self._corrected_key != log_seen:
+            cur.execute(
+                "SELECT detection_id FROM detection_corrections WHERE detection_id = ANY(%s)",
+                (self._doubt_order,),
+            )
+            self._corrected = {r[0] for r in cur.fetchall()}
+            self._corrected_key = log_seen
+        out, n_open = [], 0
+        for det in self._doubt_order:
+            owner = self._owner(det)
+            if owner < 0 or det in self._corrected:
+                continue
+            n_open += 1
+            key = f"class:{det}"
+            if (limit is None or len(out) < limit) and key not in skip:
+                out.append((-self._doubts[det][1], key, owner))
+        return out, n_open

@@ -31,6 +31,7 @@ class Ranking:
         self.hidden = np.zeros(0, dtype=bool)
         self.scored = np.zeros(0, dtype=bool)
         self.version = np.zeros(0, dtype=np.int64)
+        self.ends = np.zeros((0, 2), dtype=np.int64)  # a pair row's two deer
         self.keys: list = []
         self.row: dict[Hashable, int] = {}
         self.versions: list[str] = []
@@ -48,6 +49,7 @@ class Ranking:
         for name in ("stray", "live", "hidden", "scored"):
             setattr(self, name, np.concatenate([getattr(self, name), np.zeros(extra, bool)]))
         self.version = np.concatenate([self.version, np.full(extra, -1, dtype=np.int64)])
+        self.ends = np.vstack([self.ends, np.zeros((extra, 2), dtype=np.int64)])
         self.keys.extend([None] * extra)
         self._free.extend(range(n + extra - 1, n - 1, -1))
 
@@ -64,6 +66,8 @@ class Ranking:
         if version not in self.versions:
             self.versions.append(version)
         self.x[r] = x
+        if not stray:
+            self.ends[r] = key[1:3]
         self.stray[r] = stray
         self.live[r] = True
         self.hidden[r] = False
@@ -140,7 +144,7 @@ class Ranking:
         rows = np.flatnonzero(self.live & ~self.stray)
         if not len(rows):
             return
-        pairs = np.array([self.keys[r][1:] for r in rows], dtype=np.int64)
+        pairs = self.ends[rows]
         for value_col, rank_col, only in (
             (best, rank_any, None),
             (cross_best, rank_cross, has_cross),
