@@ -89,13 +89,13 @@ class IdentityConfig(dg.Config):
     gallery: bool = Field(default=True, description="Refresh the HTML gallery of every deer")
 
     def match_config(self, calibration: Calibration) -> MatchConfig:
-        """Return the library settings: this config, the model's calibration where it is silent."""
+        """Return the library settings: this config, the model's calibration where it is silent.
+
+        With the pair pass on, the clustering's threshold is the one fitted together with the
+        pair model (``pair_first_pass_threshold``) when the calibration has it.
+        """
         return MatchConfig(
-            threshold=(
-                calibration.match_threshold
-                if self.match_threshold is None
-                else self.match_threshold
-            ),
+            threshold=self.threshold_and_source(calibration)[0],
             ef_search=self.ef_search,
             candidates=self.candidates,
             sex_margin=self.sex_margin,
@@ -105,6 +105,15 @@ class IdentityConfig(dg.Config):
             pair_join_probability=self.pair_cut(calibration),
             pair_neighbours=self.pair_neighbours,
         )
+
+    def threshold_and_source(self, calibration: Calibration) -> tuple[float, str]:
+        """Return the clustering threshold and where it came from."""
+        if self.match_threshold is not None:
+            return self.match_threshold, "run config"
+        paired = calibration.thresholds.get("pair_first_pass_threshold")
+        if self.pair_cut(calibration) is not None and paired is not None:
+            return paired, f"{calibration.source} (pair_first_pass_threshold)"
+        return calibration.match_threshold, calibration.source
 
     def pair_cut(self, calibration: Calibration) -> float | None:
         """Return the pair model's joining probability (None: no pair pass)."""
@@ -179,9 +188,7 @@ def deer_identities(
         report = identify_location(conn, key, match, model_version=version, pair_model=pairs)
         metadata = report_metadata(report) | {
             "match_threshold": match.threshold,
-            "match_threshold_source": (
-                "run config" if config.match_threshold is not None else calibration.source
-            ),
+            "match_threshold_source": config.threshold_and_source(calibration)[1],
             "sex_margin": match.sex_margin,
             "pair_model_source": calibration.source if pairs is not None else "none",
             "pair_join_probability": (match.pair_join_probability if pairs is not None else "none"),

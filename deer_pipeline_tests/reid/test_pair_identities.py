@@ -201,3 +201,14 @@ def test_the_cut_is_the_calibrations_unless_run_config_sets_it():
     assert IdentityConfig(pair_model=False).match_config(calibration).pair_join_probability is None
     bare = Calibration("v1", 0.6, {"pair_join_probability": 0.85}, pair_model=None)
     assert IdentityConfig().match_config(bare).pair_join_probability is None
+
+
+def test_the_first_pass_threshold_fitted_with_the_pair_model_applies_only_with_it():
+    thresholds = {"pair_join_probability": 0.85, "pair_first_pass_threshold": 0.7}
+    calibration = Calibration("v1", 0.6, thresholds, hand_model().to_json(), source="file")
+    assert IdentityConfig().threshold_and_source(calibration) == (
+        0.7,
+        "file (pair_first_pass_threshold)",
+    )
+    assert IdentityConfig(pair_model=False).threshold_and_source(calibration) == (0.6, "file")
+    assert IdentityConfig(match_threshold=0.5).match_config(calibration).threshold == 0.5
