@@ -242,6 +242,9 @@ class ProposalQueue:
         self._doubt_order: list[int] = []
         self._corrected: set[int] = set()
         self._corrected_key: object = None
+        self._open: list = []
+        self._open_state: object = None
+        self._generation = 0  # counts refreshes that changed anything
         self._hidden_key: object = None
         self._digest: tuple | None = None
         self._blocked_keys: list = []
@@ -324,6 +327,7 @@ class ProposalQueue:
         versions = set(self._rank.versions) - {None}
         self._rank.score({v: self.learner(cur, v) for v in versions})
         self._hidden_key = None  # hide decided candidates again
+        self._generation += 1
         return len(stale)
 
     def _nearest_deer(self, ids: list[int]) -> None:
@@ -598,13 +602,13 @@ class ProposalQueue:
             )
             self._corrected = {r[0] for r in cur.fetchall()}
             self._corrected_key = log_seen
-        out, n_open = [], 0
-        for det in self._doubt_order:
-            owner = self._owner(det)
-            if owner < 0 or det in self._corrected:
-                continue
-            n_open += 1
-            key = f"class:{det}"
-            if (limit is None or len(out) < limit) and key not in skip:
-                out.append((-self._doubts[det][1], key, owner))
-        return out, n_open
+        state = (log_seen, detections_seen, self._generation)
+        if state != self._open_state:  # which doubts are open, in order (after any change)
+            self._open = [
+                (-self._doubts[det][1], f"class:{det}", owner)
+                for det in self._doubt_order
+                if det not in self._corrected and (owner := self._owner(det)) >= 0
+            ]
+            self._open_state = state
+        out = [e for e in self._open if e[1] not in skip] if skip else self._open
+        return (out if limit is None else out[:limit]), len(self._open)
