@@ -240,10 +240,10 @@ class ProposalQueue:
         self._doubts: dict[int, tuple[str, float, dict]] = {}
         self._detections_seen: tuple | None = None
         self._doubt_order: list[int] = []
-        self._corrected: set[int] = set()
         self._corrected_key: object = None
-        self._open: list = []
-        self._open_state: object = None
+        self._doubt_rows = np.zeros(0, dtype=np.int64)
+        self._doubt_corrected = np.zeros(0, dtype=bool)
+        self._rows_seen = -1
         self._generation = 0  # counts refreshes that changed anything
         self._hidden_key: object = None
         self._digest: tuple | None = None
@@ -593,22 +593,31 @@ class ProposalQueue:
                 ordered = {k: shown[k] for k in sorted(shown, key=lambda c: -float(shown[c]))}
                 self._doubts[det] = (class_name, wrong, ordered)
             self._doubt_order = sorted(self._doubts, key=lambda d: (-self._doubts[d][1], d))
+            self._doubt_rows = np.zeros(0, dtype=np.int64)
             self._detections_seen = detections_seen
             self._corrected_key = None
         if self._corrected_key != log_seen:
-            cur.execute(
-                "SELECT detection_id FROM detection_corrections WHERE detection_id = ANY(%s)",
-                (self._doubt_order,),
-            )
-            self._corrected = {r[0] for r in cur.fetchall()}
+            cur.execute("SELECT detection_id FROM detection_corrections")
+            corrected = {r[0] for r in cur.fetchall()}
+            self._doubt_corrected = np.array([d in corrected for d in self._doubt_order], bool)
             self._corrected_key = log_seen
-        state = (log_seen, detections_seen, self._generation)
-        if state != self._open_state:  # which doubts are open, in order (after any change)
-            self._open = [
-                (-self._doubts[det][1], f"class:{det}", owner)
-                for det in self._doubt_order
-                if det not in self._corrected and (owner := self._owner(det)) >= 0
-            ]
-            self._open_state = state
-        out = [e for e in self._open if e[1] not in skip] if skip else self._open
-        return (out if limit is None else out[:limit]), len(self._open)
+        if len(self._doubt_rows) != len(self._doubt_order) or self._rows_seen != len(
+            self._sightings.row
+        ):  # the sightings' rows of the doubtful detections (a row never moves)
+            self._doubt_rows = np.array(
+                [self._sightings.row.get(d, -1) for d in self._doubt_order], dtype=np.int64
+            )
+            self._rows_seen = len(self._sightings.row)
+        owners = np.where(
+            self._doubt_rows >= 0, self._sightings.owner[np.maximum(self._doubt_rows, 0)], -1
+        )
+        open_idx = np.flatnonzero((owners >= 0) & ~self._doubt_corrected)
+        out = []
+        for i in open_idx.tolist():
+            det = self._doubt_order[i]
+            key = f"class:{det}"
+            if key not in skip:
+                out.append((-self._doubts[det][1], key, int(owners[i])))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out, len(open_idx)
