@@ -1,9 +1,9 @@
 """The review app as a person uses it: a real ``deer-pipeline review`` and headless Chromium.
 
 The first ranking is built in the background (the page says so, then shows the best proposal
-with its likelihood in words). Keys only: M merges the first proposal, N answers "not the same" (remembered: never proposed
-again), U undoes it (the pair comes back), a reload shows the same state; Ctrl-C stops the
-server with no process left behind. Screenshots go to the ``artifacts`` folder.
+with its likelihood in words). Keys only: M merges the first proposal, N answers "not the same"
+(remembered: never proposed again), U undoes it (the pair comes back), a reload shows the same
+state; Ctrl-C stops the server with no process left behind. Screenshots go to the ``artifacts`` folder.
 """
 
 from __future__ import annotations
