@@ -3,7 +3,8 @@
 The first ranking is built in the background (the page says so, then shows the best proposal
 with its likelihood in words). Keys only: M merges the first proposal, N answers "not the same"
 (remembered: never proposed again), U undoes it (the pair comes back), a reload shows the same
-state; Ctrl-C stops the server with no process left behind. Screenshots go to the ``artifacts`` folder.
+state; Ctrl-C stops the server with no process left behind. Screenshots go to the
+``artifacts`` folder.
 """
 
 from __future__ import annotations
