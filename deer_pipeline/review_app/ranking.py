@@ -168,8 +168,10 @@ class Ranking:
             rank = np.empty(len(order), dtype=np.int64)
             rank[order] = first_equal - start
             both = np.maximum(rank[: len(rows)], rank[len(rows) :])
-            self.x[rows, rank_col] = np.where(valid, np.log1p(both), 0.0)
-        self.scored[rows] = False
+            new = np.where(valid, np.log1p(both), 0.0)
+            moved = self.x[rows, rank_col] != new
+            self.x[rows, rank_col] = new
+            self.scored[rows[moved]] = False  # only rows whose rank moved are scored again
 
     def shown(self) -> int:
         """How many scored candidates are not hidden."""
