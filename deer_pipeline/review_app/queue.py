@@ -596,7 +596,7 @@ class ProposalQueue:
             self._doubt_rows = np.zeros(0, dtype=np.int64)
             self._detections_seen = detections_seen
             self._corrected_key = None
-        if self._corrected_key != log_seen:
+        if self._corrected_key != log_seen or len(self._doubt_corrected) != len(self._doubt_order):
             cur.execute("SELECT detection_id FROM detection_corrections")
             corrected = {r[0] for r in cur.fetchall()}
             self._doubt_corrected = np.array([d in corrected for d in self._doubt_order], bool)

@@ -158,3 +158,23 @@ def test_stray_visit_is_proposed_and_split_off(conn):
         keys = {p.key for p in queue.proposals(cur)}
     assert first.key not in keys
     assert np.isfinite(first.similarity)
+
+
+def test_doubtful_class_is_asked_until_a_person_answers(conn):
+    scene = Scene("L1")
+    look = animal(41)
+    doubtful = {"scores": {"doe": 0.5, "buck": 0.45, "fawn": 0.05}}
+    frames = [[("doe", b, view(look, 0.1, k))] for k, b in enumerate(walk(100, 30, 2))]
+    frames.append([("doe", (160, 300, 360, 450), view(look, 0.1, 9), doubtful)])
+    scene.burst(frames)
+    ids = scene.write(conn)
+    identify_location(conn, "L1", MATCH)  # an empty review_log: nothing decided yet
+    queue = ProposalQueue()
+    with conn.cursor() as cur:
+        asked = [p for p in queue.proposals(cur) if p.kind == "class"]
+    conn.rollback()
+    assert [p.detection for p in asked] == [ids[2]]
+    assert asked[0].score == pytest.approx(1 - 0.5 / 1.0)  # P(the detector's class is wrong)
+    decide(conn, queue, Decision("class", detection=ids[2], class_name="doe"), "ann", MATCH)
+    with conn.cursor() as cur:
+        assert [p for p in queue.proposals(cur) if p.kind == "class"] == []
