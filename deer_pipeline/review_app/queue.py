@@ -6,15 +6,16 @@ sightings of each sighting); each is ranked by the pair model's probability that
 one animal (``reid.pair_model``, the re-ID model's own calibration refitted on this database's
 decisions by ``learning.Learner``). A stray (one of the tracklets a deer was built from, or its
 box least like the rest) is proposed for splitting off, ranked by the probability that it is
-another animal than the rest of its deer; a doubtful
-class vote is asked as "which class?", ranked by the probability that the detector's class is
-wrong. Pairs a person called "not the same" (``deer_not_same``, by detections) and boxes a person
-kept are never proposed again.
+another animal than the rest of its deer; a doubtful class vote is asked as "which class?",
+ranked by the probability that the detector's class is wrong. Pairs a person called "not the
+same" (``deer_not_same``, by detections) and parts a person kept are never proposed again (a
+kept part also vouches for the parts of its deer that are at least as likely to belong).
 
 ``ProposalQueue`` keeps all of it between calls: per deer the evidence (``evidence``), the
-nearest deer and sightings, the features and probability of every candidate pair. A call checks
-the deer table and re-derives only the deer that changed (or a decision touched); a refit only
-re-scores the stored features (one matrix product). The page, ``review simulate`` and the load
+nearest deer and sightings, and every candidate as a row of ``ranking.Ranking``. A call compares
+a digest of the deer table and re-derives only the deer that changed (or a decision touched); a
+refit re-scores the stored features in one matrix product. The first ranking can be built in
+the background (``ready`` is set once it exists). The page, ``review simulate`` and the load
 script all read the queue through ``ProposalQueue.proposals``.
 """
 
@@ -137,14 +138,6 @@ class Proposal:
         if self.probability is None:
             return ""
         return likelihood_words(self.probability, stray=self.kind == "stray")
-
-
-def class_margin(votes: dict | None) -> float | None:
-    """Best minus second-best class score (None without scores)."""
-    if not votes:
-        return None
-    ranked = sorted((float(v) for v in votes.values()), reverse=True) + [0.0]
-    return ranked[0] - ranked[1]
 
 
 class _Rows:
