@@ -39,8 +39,10 @@ def proposal_queue():
     from deer_pipeline.model_versions import weights_version
     from deer_pipeline.review_app.queue import ProposalQueue
 
-    spec = reid_weights()
-    weights = {weights_version(spec): spec} if os.path.isfile(spec) else {}
+    def weights() -> dict:
+        spec = reid_weights()
+        return {weights_version(spec): spec} if os.path.isfile(spec) else {}
+
     return ProposalQueue(weights=weights)
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import heapq
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -197,7 +196,9 @@ class ProposalQueue:
         sighting_neighbours: nearest sightings of other deer looked up per sighting.
         classes: propose doubtful class votes as well.
         strays: propose stray boxes as well.
-        weights: embedding model version -> its weights file (where its calibration sits).
+        weights: embedding model version -> its weights file (where its calibration sits), or
+            a function returning that mapping, called when a pair model is first needed
+            (hashing a weights file takes seconds; the first page should not wait for it).
     """
 
     def __init__(
@@ -206,13 +207,13 @@ class ProposalQueue:
         sighting_neighbours: int = SIGHTING_NEIGHBOURS,
         classes: bool = True,
         strays: bool = True,
-        weights: dict[str, str | Path] | None = None,
+        weights=None,
     ):
         self.neighbours = neighbours
         self.sighting_neighbours = sighting_neighbours
         self.classes = classes
         self.strays = strays
-        self.weights = dict(weights or {})
+        self._weights = weights
         self.lock = threading.RLock()
         self.ready = threading.Event()  # set once the first ranking is built
         self._signature: dict[int, tuple] = {}
@@ -246,9 +247,11 @@ class ProposalQueue:
     # -- the model ------------------------------------------------------------------------
     def learner(self, cur, model_version: str) -> Learner:
         """The pair model (and its examples) of an embedding model version, loaded once."""
+        if callable(self._weights):
+            self._weights = self._weights()
         if model_version not in self._learners:
             self._learners[model_version] = Learner.load(
-                cur, model_version, self.weights.get(model_version)
+                cur, model_version, dict(self._weights or {}).get(model_version)
             )
         return self._learners[model_version]
 
