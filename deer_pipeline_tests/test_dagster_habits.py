@@ -79,6 +79,24 @@ def test_definitions_validate_in_the_repository_root(user_root):
     assert result.returncode == 0, output[-4000:]
     assert "Validation successful for code location deer_pipeline" in output
     assert "DEER_DAGSTER_STORAGE_URL" not in output
+    # a read-only check leaves nothing running: the server it started is stopped at its exit
+    status = subprocess.run(
+        [sys.executable, "-m", "deer_pipeline.cli", "db", "status"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert status.returncode == 3 and "stopped" in status.stdout, status.stdout + status.stderr
+    subprocess.run(
+        [sys.executable, "-m", "deer_pipeline.cli", "db", "start"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
     # the temporary instance stored into PostgreSQL on the embedded server, not into SQLite
     assert {"runs", "event_logs", "instigators"} <= _dagster_tables(root)
     assert not list(root.glob(".tmp_dagster_home_*")), "Dagster's temporary home is removed"

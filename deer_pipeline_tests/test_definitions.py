@@ -35,6 +35,7 @@ def test_definitions_hold_the_contract_names():
         "embeddings",
         "deer_identities",
         "camtrap_dp",
+        "herd_survey",
         "benchmark",
     }
     checked = {key.asset_key.to_user_string() for key in graph.asset_check_keys}

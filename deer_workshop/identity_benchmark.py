@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from deer_pipeline.db.columns import copy_columns
 from deer_pipeline.db.connect import connect, ensure_ready
 from deer_pipeline.db.copy import copy_rows
 from deer_pipeline.reid.identify import identify_location
@@ -85,16 +86,19 @@ def write(conn, images, dets, views) -> None:
         copy_rows(
             cur,
             "images",
-            [
-                ("id", "int8"),
-                ("location_key", "text"),
-                ("rel_path", "text"),
-                ("width", "int4"),
-                ("height", "int4"),
-                ("captured_at", "timestamp"),
-                ("status", "text"),
-                ("burst_id", "int8"),
-            ],
+            copy_columns(
+                "images",
+                [
+                    "id",
+                    "location_key",
+                    "rel_path",
+                    "width",
+                    "height",
+                    "captured_at",
+                    "status",
+                    "burst_id",
+                ],
+            ),
             {
                 "id": np.arange(1, n_img + 1),
                 "location_key": [f"L{im[0]}" for im in images],
@@ -111,18 +115,21 @@ def write(conn, images, dets, views) -> None:
         copy_rows(
             cur,
             "detections",
-            [
-                ("id", "int8"),
-                ("image_id", "int8"),
-                ("model_version", "text"),
-                ("det_index", "int4"),
-                ("class_name", "text"),
-                ("confidence", "float4"),
-                ("x1", "float4"),
-                ("y1", "float4"),
-                ("x2", "float4"),
-                ("y2", "float4"),
-            ],
+            copy_columns(
+                "detections",
+                [
+                    "id",
+                    "image_id",
+                    "model_version",
+                    "det_index",
+                    "class_name",
+                    "confidence",
+                    "x1",
+                    "y1",
+                    "x2",
+                    "y2",
+                ],
+            ),
             {
                 "id": ids,
                 "image_id": np.array([d[0] + 1 for d in dets]),
@@ -140,7 +147,7 @@ def write(conn, images, dets, views) -> None:
         copy_rows(
             cur,
             "embeddings",
-            [("detection_id", "int8"), ("model_version", "text"), ("embedding", "halfvec")],
+            copy_columns("embeddings", ["detection_id", "model_version", "embedding"]),
             {"detection_id": ids, "model_version": ["bench-emb"] * n, "embedding": views},
         )
         cur.execute("SET maintenance_work_mem = '1GB'")

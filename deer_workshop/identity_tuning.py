@@ -72,6 +72,7 @@ def reproject(url: str, weights: Path, from_version: str) -> dict:
     import psycopg2
     import torch
 
+    from deer_pipeline.db.columns import copy_columns
     from deer_pipeline.db.copy import copy_rows
     from deer_pipeline.reid.vectors import normalise_rows, read_id_halfvecs
     from deer_pipeline.vision.projection import split_projection
@@ -94,7 +95,7 @@ def reproject(url: str, weights: Path, from_version: str) -> dict:
             copy_rows(
                 cur,
                 "embeddings",
-                [("detection_id", "int8"), ("model_version", "text"), ("embedding", "halfvec")],
+                copy_columns("embeddings"),
                 {"detection_id": ids, "model_version": [version] * len(ids), "embedding": out},
             )
         conn.commit()

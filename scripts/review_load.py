@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import requests
 
+from deer_pipeline.db.columns import copy_columns
 from deer_pipeline.db.connect import connect, ensure_ready
 from deer_pipeline.db.copy import copy_rows
 
@@ -66,15 +67,10 @@ def fill(conn, n_deer: int, n_sightings: int, seed: int = 0) -> None:
         copy_rows(
             cur,
             "images",
-            [
-                ("id", "int8"),
-                ("location_key", "text"),
-                ("rel_path", "text"),
-                ("captured_at", "timestamp"),
-                ("status", "text"),
-                ("width", "int4"),
-                ("height", "int4"),
-            ],
+            copy_columns(
+                "images",
+                ["id", "location_key", "rel_path", "captured_at", "status", "width", "height"],
+            ),
             {
                 "id": ids,
                 "location_key": loc,
@@ -99,19 +95,22 @@ def fill(conn, n_deer: int, n_sightings: int, seed: int = 0) -> None:
         copy_rows(
             cur,
             "detections",
-            [
-                ("id", "int8"),
-                ("image_id", "int8"),
-                ("model_version", "text"),
-                ("det_index", "int4"),
-                ("class_name", "text"),
-                ("confidence", "float4"),
-                ("x1", "float4"),
-                ("y1", "float4"),
-                ("x2", "float4"),
-                ("y2", "float4"),
-                ("class_scores", "jsonb"),
-            ],
+            copy_columns(
+                "detections",
+                [
+                    "id",
+                    "image_id",
+                    "model_version",
+                    "det_index",
+                    "class_name",
+                    "confidence",
+                    "x1",
+                    "y1",
+                    "x2",
+                    "y2",
+                    "class_scores",
+                ],
+            ),
             {
                 "id": ids,
                 "image_id": ids,
@@ -138,7 +137,7 @@ def fill(conn, n_deer: int, n_sightings: int, seed: int = 0) -> None:
             copy_rows(
                 cur,
                 "embeddings",
-                [("detection_id", "int8"), ("model_version", "text"), ("embedding", "halfvec")],
+                copy_columns("embeddings", ["detection_id", "model_version", "embedding"]),
                 {
                     "detection_id": det_ids,
                     "model_version": ["load-emb"] * len(det_ids),
@@ -154,17 +153,20 @@ def fill(conn, n_deer: int, n_sightings: int, seed: int = 0) -> None:
         copy_rows(
             cur,
             "deer",
-            [
-                ("id", "int8"),
-                ("sex", "text"),
-                ("model_version", "text"),
-                ("embedding_sum", "vector"),
-                ("embedding_count", "int4"),
-                ("embedding", "halfvec"),
-                ("n_sightings", "int4"),
-                ("first_seen", "timestamp"),
-                ("last_seen", "timestamp"),
-            ],
+            copy_columns(
+                "deer",
+                [
+                    "id",
+                    "sex",
+                    "model_version",
+                    "embedding_sum",
+                    "embedding_count",
+                    "embedding",
+                    "n_sightings",
+                    "first_seen",
+                    "last_seen",
+                ],
+            ),
             {
                 "id": did,
                 "sex": [SEXES[int(sex_of[animal_of[d - 1]])] for d in did],
@@ -180,7 +182,7 @@ def fill(conn, n_deer: int, n_sightings: int, seed: int = 0) -> None:
         copy_rows(
             cur,
             "sightings",
-            [("detection_id", "int8"), ("deer_id", "int8"), ("method", "text")],
+            copy_columns("sightings", ["detection_id", "deer_id", "method"]),
             {"detection_id": ids, "deer_id": deer_ids, "method": ["match"] * n_sightings},
         )
         for table in ("images", "detections", "deer"):

@@ -72,3 +72,6 @@ def benchmark(
         details=dg.MetadataValue.json(result),
     )
     return dg.MaterializeResult(metadata=metadata)
+
+
+defs = dg.Definitions(assets=[benchmark])

@@ -7,7 +7,6 @@ folder and moved into place one by one, in the ``identity`` pool, so two locatio
 interleave. Its check: every deer seen at the location appears as an ``individualID``.
 """
 
-import csv
 import os
 import shutil
 import tempfile
@@ -15,9 +14,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from deer_pipeline.assets.checks import ERROR  # also silences the partitioned-check notice
+from deer_pipeline.assets.quality_checks import checks_for
 from deer_pipeline.config import deer_home
-from deer_pipeline.exports.camtrap_dp import individual_id, write_camtrap_dp
+from deer_pipeline.exports.camtrap_dp import write_camtrap_dp
 from deer_pipeline.jobs import PIPELINE_GROUP
 from deer_pipeline.partitions import camera_locations
 from deer_pipeline.pools import IDENTITY_POOL
@@ -64,29 +63,7 @@ def camtrap_dp(database: DatabaseResource, camtrap: CamtrapResource) -> dg.Mater
     )
 
 
-@dg.asset_check(
-    asset=camtrap_dp,
-    partitions_def=camera_locations,
-    description="Every deer seen at the location appears as an individualID.",
+CHECKS = checks_for(
+    "camtrap_dp", {"observations_csv": lambda _: (package_dir() / "observations.csv",)}
 )
-def every_deer_is_an_individual(
-    context: dg.AssetCheckExecutionContext, database: DatabaseResource
-) -> dg.AssetCheckResult:
-    """Compare the deer with sightings at the location with the package's ``individualID``s."""
-    with database.transaction() as cur:
-        cur.execute(
-            "SELECT DISTINCT s.deer_id FROM sightings s JOIN detections d ON d.id = s.detection_id"
-            " JOIN images i ON i.id = d.image_id WHERE i.location_key = %s",
-            (context.partition_key,),
-        )
-        deer = {individual_id(d) for (d,) in cur.fetchall()}
-    path = package_dir() / "observations.csv"
-    with path.open(newline="", encoding="utf-8") as fh:
-        present = {row["individualID"] for row in csv.DictReader(fh)}
-    absent = sorted(deer - present)
-    return dg.AssetCheckResult(
-        passed=not absent,
-        severity=ERROR,
-        metadata={"deer": len(deer), "absent": len(absent), "examples": absent[:10]},
-        description=f"{len(absent)} of {len(deer)} deer missing from observations.csv",
-    )
+defs = dg.Definitions(assets=[camtrap_dp], asset_checks=CHECKS)

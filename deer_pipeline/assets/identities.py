@@ -13,6 +13,7 @@ and recall, deer found against true, same-frame and cross-sex merges) and links 
 import dagster as dg
 from pydantic import Field
 
+from deer_pipeline.assets.quality_checks import checks_for
 from deer_pipeline.config import deer_home
 from deer_pipeline.exports.gallery import write_gallery
 from deer_pipeline.jobs import PIPELINE_GROUP
@@ -224,3 +225,7 @@ def deer_identities(
         f"{report.deer_matched} known deer matched, {report.ms_per_tracklet:.1f} ms/tracklet"
     )
     return dg.MaterializeResult(metadata=metadata)
+
+
+CHECKS = checks_for("deer_identities")
+defs = dg.Definitions(assets=[deer_identities], asset_checks=CHECKS)

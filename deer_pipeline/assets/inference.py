@@ -17,6 +17,7 @@ import dagster as dg
 from pydantic import Field
 
 from deer_pipeline import config
+from deer_pipeline.assets.quality_checks import checks_for
 from deer_pipeline.compat.dagster import code_version_tags
 from deer_pipeline.db.detection_versions import version_to_embed
 from deer_pipeline.db.inference_store import (
@@ -198,3 +199,25 @@ def _stored_version(cur, key: str, requested: str | None, detector: DetectorReso
     if version is None:
         raise dg.Failure("detector weights not found: cannot tell which stored boxes to embed")
     return version
+
+
+def _last_embedded_versions(context: dg.AssetCheckExecutionContext) -> tuple[str, str] | None:
+    """(embedder, detector) versions of the partition's last ``embeddings`` materialization."""
+    key = context.partition_key
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=EMBEDDINGS, asset_partitions=[key]), limit=1
+    ).records
+    if not records:
+        return None
+    meta = records[0].asset_materialization.metadata
+    try:
+        return meta["model_version"].value, meta["detector_model_version"].value
+    except KeyError:
+        return None
+
+
+CHECKS = [
+    *checks_for("detections"),
+    *checks_for("embeddings", {"embedded_versions": lambda c: (_last_embedded_versions(c),)}),
+]
+defs = dg.Definitions(assets=[inference], asset_checks=CHECKS)

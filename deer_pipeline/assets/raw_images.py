@@ -8,6 +8,7 @@ unchanged, missing and pending, skipped entries by reason, speed, and the failed
 
 import dagster as dg
 
+from deer_pipeline.assets.quality_checks import checks_for
 from deer_pipeline.ingest import store
 from deer_pipeline.ingest.ingest import IngestReport, ingest_location
 from deer_pipeline.ingest.locations import Location
@@ -109,3 +110,7 @@ def raw_images(
         f"({report.images_per_s:.0f}/s), {report.rows_written} rows written"
     )
     return dg.MaterializeResult(metadata=report_metadata(report))
+
+
+CHECKS = checks_for("raw_images")
+defs = dg.Definitions(assets=[raw_images], asset_checks=CHECKS)

@@ -33,6 +33,9 @@ def _start(args: argparse.Namespace) -> int:
     external = _external_notice()
     urls = ensure_ready()
     if not external:
+        from deer_pipeline.db.server import keep_running
+
+        keep_running()
         print(f"embedded PostgreSQL running; data database {redact(urls.data_sqlalchemy)}")
     return 0
 
@@ -64,5 +67,10 @@ def _status(args: argparse.Namespace) -> int:
 def _url(args: argparse.Namespace) -> int:
     from deer_pipeline.db.connect import ensure_ready
 
-    print(ensure_ready().data_sqlalchemy)
+    url = ensure_ready().data_sqlalchemy
+    if not database_url_override():
+        from deer_pipeline.db.server import keep_running
+
+        keep_running()  # the URL is for someone else to use: the server stays up
+    print(url)
     return 0

@@ -13,6 +13,7 @@ import argparse
 import os
 import socket
 import sys
+from pathlib import Path
 
 from deer_pipeline.errors import DeerError
 
@@ -64,7 +65,7 @@ def pipeline_job():
     return defs.resolve_job_def(PIPELINE_JOB)
 
 
-def ensure_demo_images(user_image_root: str | None, images: int) -> None:
+def ensure_demo_images(user_image_root: Path | None, images: int) -> None:
     """Generate the synthetic demo set when the user named no image root and none exists yet.
 
     Args:
@@ -175,9 +176,10 @@ def _summarize(result) -> list[str]:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the pipeline for the chosen locations; exit 0 only if every run succeeded."""
+    from deer_pipeline.config import image_root_override
     from deer_pipeline.instance import prepare_environment
 
-    user_image_root = os.environ.get("DEER_IMAGE_ROOT", "").strip() or None
+    user_image_root = image_root_override()
     urls = prepare_environment()
     ensure_demo_images(user_image_root, args.demo_images)
     import dagster as dg

@@ -27,17 +27,34 @@
    Seen here when the daemon started two or three runs at once on a fresh instance (the pool
    test, the sensor test). :func:`initialize_pools` creates the rows of our pools one after
    another before the daemon starts runs.
+6. **Storage parts need a private class.** A custom instance storage hands Dagster the class data
+   of its event, run and schedule parts (``ConfigurableClassData``, from ``dagster._serdes``,
+   not exported): re-exported here for ``instance.py``.
+7. **Partitioned asset checks warn on every import.** ``AssetCheckSpec(partitions_def=...)`` is a
+   preview feature that warns each time a check is defined;
+   :func:`silence_partitioned_check_preview` filters that one message, once, here.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 
 import dagster as dg
 from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
+from dagster._serdes import ConfigurableClassData
 
 WRITTEN_FOR = ("dagster", "==1.13.27")
+PARTITIONED_CHECK_PREVIEW = "Specifying a partitions_def on an AssetCheckSpec"
+__all__ = ["ConfigurableClassData"]
+
+
+def silence_partitioned_check_preview() -> None:
+    """Filter Dagster's preview warning for partitioned asset checks (one message, idempotent)."""
+    warnings.filterwarnings("ignore", message=PARTITIONED_CHECK_PREVIEW)
+
+
 MAX_IDLE_SLEEP_S = 1.0
 UPSTREAM = InstanceConcurrencyContext.interval_to_next_pending_claim_check
 """The installed Dagster's own method, as it was before :func:`apply_pool_wait_fix`."""

@@ -12,11 +12,12 @@ dataset check's ``check_font``, which downloads Arial.ttf.
 
 from __future__ import annotations
 
-import os
 import sys
 from types import ModuleType
 
 from PIL import Image
+
+from deer_pipeline.config import export
 
 WRITTEN_FOR = ("ultralytics", ">=8.4,<8.5")
 PATCHES_MODULE = "ultralytics.utils.patches"
@@ -34,7 +35,7 @@ def import_ultralytics() -> ModuleType:
     Returns:
         The ``ultralytics`` package, with sync disabled and ``PIL.Image.open`` restored.
     """
-    os.environ["YOLO_OFFLINE"] = "1"
+    export("YOLO_OFFLINE", "1")
     import ultralytics
 
     ultralytics.settings.update({"sync": False})

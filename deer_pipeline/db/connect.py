@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import psycopg2.extensions
 
-from deer_pipeline.config import database_url_override
+from deer_pipeline.config import dagster_database_url_override, database_url_override
 from deer_pipeline.errors import DatabaseUnavailable
 
 DATA_DB = "deer"
@@ -141,11 +141,9 @@ def resolve_urls(url: str | None = None) -> DatabaseUrls:
     ``DEER_DAGSTER_DATABASE_URL`` if set, else the same database (Dagster's table names do not
     collide with ours). Otherwise the embedded server gets two databases, ``deer`` and ``dagster``.
     """
-    import os
-
     override = url or database_url_override()
     if override:
-        dagster = os.environ.get("DEER_DAGSTER_DATABASE_URL", "").strip() or override
+        dagster = dagster_database_url_override() or override
         return DatabaseUrls(data=libpq_url(override), dagster=libpq_url(dagster))
     from deer_pipeline.db.server import ensure_server
 

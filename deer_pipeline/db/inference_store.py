@@ -28,29 +28,33 @@ pass would add more than a sixth of the table's rows (first loads), under an adv
 
 import contextlib
 import time
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from psycopg2.errors import UniqueViolation
 
+from deer_pipeline.db.columns import copy_columns
 from deer_pipeline.db.copy import copy_rows
 from deer_pipeline.db.indexes import create_embeddings_hnsw, drop_embeddings_hnsw
 from deer_pipeline.vision.pipeline import BatchResult
 
-_DET_COLUMNS = [
-    ("image_id", "int8"),
-    ("det_index", "int4"),
-    ("class_name", "text"),
-    ("confidence", "float4"),
-    ("x1", "float4"),
-    ("y1", "float4"),
-    ("x2", "float4"),
-    ("y2", "float4"),
-    ("class_scores", "jsonb"),
-    ("monochrome", "bool"),
-]
-_EMB_COLUMNS = [("detection_id", "int8"), ("embedding", "halfvec")]
-_DET_TABLE_COLUMNS = [("id", "int8"), ("model_version", "text"), *_DET_COLUMNS]
-_EMB_TABLE_COLUMNS = [("detection_id", "int8"), ("model_version", "text"), ("embedding", "halfvec")]
+DETECTION_FIELDS = (
+    "image_id",
+    "det_index",
+    "class_name",
+    "confidence",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "class_scores",
+    "monochrome",
+)
+"""What a writer gives for each box (``upsert_detections``); ids and the version are ours."""
+_DET_COLUMNS = copy_columns("detections", DETECTION_FIELDS)
+_EMB_COLUMNS = copy_columns("embeddings", ("detection_id", "embedding"))
+_DET_TABLE_COLUMNS = copy_columns("detections", ("id", "model_version", *DETECTION_FIELDS))
+_EMB_TABLE_COLUMNS = copy_columns("embeddings")
 # One round trip: are any of the batch's boxes stored already, and ids for a first load.
 # The sequence is looked up once per call (inside the ARRAY it would be looked up per id).
 _FRESH_DETECTIONS = """
@@ -215,19 +219,38 @@ def _detection_columns(batch: BatchResult) -> dict:
 
 
 def _upsert_detections(cur, model_version: str, batch: BatchResult, images: list) -> np.ndarray:
-    """Upsert through staging, delete boxes that no longer appear; return the rows' ids."""
-    copy_rows(cur, "stage_detections", _DET_COLUMNS, _detection_columns(batch))
-    ids = np.zeros(len(batch.boxes), np.int64)
+    return upsert_detections(cur, model_version, _detection_columns(batch), images)
+
+
+def upsert_detections(
+    cur, model_version: str, columns: Mapping[str, Sequence], images: Sequence[int]
+) -> np.ndarray:
+    """Replace ``images``' boxes of ``model_version``: upsert by natural key, drop the rest.
+
+    Detection ids stay stable for boxes that are still there (``(image_id, model_version,
+    det_index)``), so human corrections and manual sightings keep pointing at them.
+
+    Args:
+        cur: a cursor in the caller's transaction, after ``stage_tables`` (the caller empties
+            them with ``clear_stage`` before it commits).
+        model_version: the detector version the boxes are stored under.
+        columns: ``DETECTION_FIELDS`` -> one value per box (``det_index`` 0.. per image).
+        images: every image whose boxes this replaces (also those that now have none).
+
+    Returns:
+        The stored ids, in the order of ``columns``.
+    """
+    copy_rows(cur, "stage_detections", _DET_COLUMNS, columns)
+    image_ids = np.asarray(columns["image_id"], np.int64)
+    ids = np.zeros(len(image_ids), np.int64)
     if len(ids):
         cur.execute(_UPSERT_DETECTIONS, (model_version,))
-        where = {
-            (int(i), int(k)): n
-            for n, (i, k) in enumerate(zip(batch.det_image_id, batch.det_index, strict=True))
-        }
+        keys = zip(image_ids, columns["det_index"], strict=True)
+        where = {(int(i), int(k)): n for n, (i, k) in enumerate(keys)}
         for det_id, image_id, det_index in cur.fetchall():
             ids[where[(image_id, det_index)]] = det_id
-    counts = [int(np.sum(batch.det_image_id == i)) for i in images]
-    cur.execute(_DELETE_BEYOND, (images, counts, model_version))
+    counts = [int(np.sum(image_ids == i)) for i in images]
+    cur.execute(_DELETE_BEYOND, (list(images), counts, model_version))
     return ids
 
 

@@ -1,13 +1,19 @@
 """Data-quality figures of one camera location, read from the database (the asset checks' SQL).
 
 Each function takes a cursor and a location key and returns plain figures plus a few example
-rows; ``deer_pipeline/assets/checks.py`` and ``identity_checks.py`` turn them into Dagster asset
-checks with a severity. Kept Dagster-free so the rules can be tested and reused (e.g. by reports).
+rows. ``RULES`` says, as data, which figures each asset is checked on, when they pass, how bad a
+failure is and whether it blocks; ``deer_pipeline/assets/quality_checks.py`` makes one Dagster
+asset check of each. Kept Dagster-free so the rules can be tested and reused (e.g. by reports).
 """
 
 from __future__ import annotations
 
-from deer_pipeline.vocabulary import DEER_CLASSES, NOT_DEER
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from deer_pipeline.vocabulary import DEER_CLASSES, individual_id
 
 BOX_TOLERANCE_PX = 1.0  # rounding of float4 coordinates at the image edge
 DUPLICATE_IOU = 0.7
@@ -70,10 +76,8 @@ def duplicate_boxes(cur, key: str, iou: float = DUPLICATE_IOU) -> dict:
         WITH b AS (
             SELECT d.id, d.image_id, d.model_version, d.x1, d.y1, d.x2, d.y2,
                    (d.x2 - d.x1) * (d.y2 - d.y1) AS area
-              FROM detections d JOIN images i ON i.id = d.image_id
-              LEFT JOIN detection_corrections c ON c.detection_id = d.id
-             WHERE i.location_key = %s AND i.status = 'ok'
-               AND COALESCE(c.class_name, '') <> %s),
+              FROM effective_detections d JOIN images i ON i.id = d.image_id
+             WHERE i.location_key = %s AND i.status = 'ok'),
         pairs AS (
             SELECT a.id AS a, b.id AS b, a.image_id,
                    greatest(0, least(a.x2, b.x2) - greatest(a.x1, b.x1))
@@ -84,7 +88,7 @@ def duplicate_boxes(cur, key: str, iou: float = DUPLICATE_IOU) -> dict:
         SELECT a, b, image_id, round((inter / nullif(areas - inter, 0))::numeric, 3)
           FROM pairs WHERE inter / nullif(areas - inter, 0) >= %s ORDER BY a, b
         """,
-        (key, NOT_DEER, iou),
+        (key, iou),
     )
     rows = cur.fetchall()
     return {
@@ -190,13 +194,11 @@ def sex_conflicts(cur, key: str, confident: float = CONFIDENT) -> dict:
         WITH here AS (
             SELECT DISTINCT s.deer_id FROM sightings s JOIN detections d ON d.id = s.detection_id
               JOIN images i ON i.id = d.image_id WHERE i.location_key = %s)
-        SELECT s.deer_id, array_agg(DISTINCT COALESCE(c.class_name, d.class_name))
+        SELECT s.deer_id, array_agg(DISTINCT d.class_name)
           FROM sightings s JOIN here h ON h.deer_id = s.deer_id
-          JOIN detections d ON d.id = s.detection_id
-          LEFT JOIN detection_corrections c ON c.detection_id = d.id
-         WHERE COALESCE(c.class_name, d.class_name) = ANY(%s)
-           AND (c.detection_id IS NOT NULL OR d.confidence >= %s)
-         GROUP BY s.deer_id HAVING count(DISTINCT COALESCE(c.class_name, d.class_name)) > 1
+          JOIN effective_detections d ON d.id = s.detection_id
+         WHERE d.class_name = ANY(%s) AND (d.corrected OR d.confidence >= %s)
+         GROUP BY s.deer_id HAVING count(DISTINCT d.class_name) > 1
          ORDER BY s.deer_id
         """,
         (key, list(DEER_CLASSES), confident),
@@ -212,3 +214,188 @@ def sex_conflicts(cur, key: str, confident: float = CONFIDENT) -> dict:
         "conflicts": len(rows),
         "examples": [(d, sorted(c)) for d, c in rows[:EXAMPLES]],
     }
+
+
+def missing_individuals(cur, key: str, observations_csv: Path) -> dict:
+    """Deer seen at the location that the Camtrap DP package has no ``individualID`` for."""
+    cur.execute(
+        "SELECT DISTINCT s.deer_id FROM sightings s JOIN detections d ON d.id = s.detection_id"
+        " JOIN images i ON i.id = d.image_id WHERE i.location_key = %s",
+        (key,),
+    )
+    deer = {individual_id(d) for (d,) in cur.fetchall()}
+    with observations_csv.open(newline="", encoding="utf-8") as fh:
+        present = {row["individualID"] for row in csv.DictReader(fh)}
+    absent = sorted(deer - present)
+    return {"deer": len(deer), "absent": len(absent), "examples": absent[:EXAMPLES]}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One quality rule of an asset, as data: the Dagster layer makes an asset check of each.
+
+    Attributes:
+        name: the check's name (stable: people and tests refer to it).
+        asset: the asset it checks.
+        description: what holds when it passes, in one line.
+        figures: ``(cursor, location key, *extra) -> figures``; ``extra`` comes from the
+            Dagster layer when the rule needs run facts (``needs``).
+        passed: whether the figures pass.
+        summary: one line about the figures.
+        error: ERROR severity (else WARN).
+        blocking: a failure stops the assets downstream of ``asset`` in the run.
+        needs: what extra arguments ``figures`` takes, named for the Dagster layer.
+    """
+
+    name: str
+    asset: str
+    description: str
+    figures: Callable[..., dict]
+    passed: Callable[[dict], bool]
+    summary: Callable[[dict], str]
+    error: bool = False
+    blocking: bool = False
+    needs: str | None = None
+
+
+def unreviewed_counts(cur, key: str, start, end, locations) -> dict:
+    """Share of each unique-deer count of the herd survey resting on deer nobody reviewed.
+
+    Args:
+        cur: a cursor.
+        key: the location whose run asks (the survey covers its own window and locations).
+        start: the survey window's first date (None: the first photo's).
+        end: its last date (None: the last photo's).
+        locations: the survey's locations (None: all).
+    """
+    from deer_pipeline.exports.herd_survey import read_survey, unreviewed_shares
+
+    shares = unreviewed_shares(read_survey(cur, start, end, locations))
+    over = sorted(k for k, share in shares.items() if share > UNREVIEWED_SHARE_WARN)
+    figures = {f"unreviewed_share_{k}": round(v, 3) for k, v in shares.items()}
+    return {**figures, "over": over}
+
+
+FAILED_SHARE_WARN = 0.05
+UNREVIEWED_SHARE_WARN = 0.5
+NO_TIME_SHARE_WARN = 0.10
+
+RULES: tuple[Rule, ...] = (
+    # raw_images: failed files and images without a capture time only thin out or blur what
+    # follows (fewer frames; bursts and first/last seen from file times): WARN.
+    Rule(
+        "failed_files_share",
+        "raw_images",
+        f"At most {FAILED_SHARE_WARN:.0%} of the location's files failed to read.",
+        image_figures,
+        lambda f: f["failed_share"] <= FAILED_SHARE_WARN,
+        lambda f: f"{f['failed']} of {f['files']} files failed",
+    ),
+    Rule(
+        "capture_time_share",
+        "raw_images",
+        f"At most {NO_TIME_SHARE_WARN:.0%} of ok images lack a camera capture time.",
+        image_figures,
+        lambda f: f["without_capture_time_share"] <= NO_TIME_SHARE_WARN,
+        lambda f: (
+            f"{f['without_capture_time'] + f['time_from_file_mtime']} of {f['ok_images']}"
+            " images have no camera capture time"
+        ),
+    ),
+    # detections: a box outside its image is corrupt geometry (crops, exports, Camtrap DP boxes
+    # out of range): ERROR, not blocking (embeddings come out of the same step; their checks
+    # block identities). Two deer boxes at IoU >= 0.7 are one animal boxed twice: WARN.
+    Rule(
+        "boxes_inside_image",
+        "detections",
+        "Every box lies inside its image (1 px tolerance).",
+        boxes_outside,
+        lambda f: f["outside"] == 0,
+        lambda f: f"{f['outside']} of {f['boxes']} boxes reach outside their image",
+        error=True,
+    ),
+    Rule(
+        "no_duplicate_deer_boxes",
+        "detections",
+        f"No two deer boxes in one frame overlap at IoU >= {DUPLICATE_IOU}.",
+        duplicate_boxes,
+        lambda f: f["pairs"] == 0,
+        lambda f: f"{f['pairs']} overlapping box pairs in {f['frames']} frames",
+    ),
+    # embeddings: a detection without one silently drops out of identities, and a vector off
+    # the unit sphere skews gallery means and thresholds: ERROR and blocking.
+    Rule(
+        "one_embedding_per_detection",
+        "embeddings",
+        "Every detection the embeddings ran on has one embedding.",
+        embedding_coverage,
+        lambda f: f["missing"] == 0,
+        lambda f: f"{f['missing']} of {f['detections']} detections lack an embedding",
+        error=True,
+        blocking=True,
+        needs="embedded_versions",
+    ),
+    Rule(
+        "unit_norm",
+        "embeddings",
+        f"Every embedding has unit L2 norm (within {NORM_TOLERANCE}).",
+        embedding_norms,
+        lambda f: f["not_unit"] == 0,
+        lambda f: f"{f['not_unit']} of {f['embeddings']} embeddings are not unit length",
+        error=True,
+        blocking=True,
+    ),
+    # deer_identities: one deer twice in one frame is two animals merged; everything built on
+    # it would be wrong: ERROR, blocking. Confident sex conflicts are likely merges, but a
+    # misclassified box does the same and review fixes either: WARN.
+    Rule(
+        "no_same_frame_merge",
+        "deer_identities",
+        "No deer has two sightings in one frame.",
+        same_frame_merges,
+        lambda f: f["merges"] == 0,
+        lambda f: f"{f['deer']} deer appear twice in one frame ({f['merges']} frames)",
+        error=True,
+        blocking=True,
+    ),
+    Rule(
+        "no_confident_sex_conflict",
+        "deer_identities",
+        f"No deer mixes confident (>= {CONFIDENT} or corrected) doe/fawn/buck.",
+        sex_conflicts,
+        lambda f: f["conflicts"] == 0,
+        lambda f: f"{f['conflicts']} of {f['deer']} deer mix confident classes",
+    ),
+    # camtrap_dp: a deer missing from the package is lost to whoever reads it: ERROR.
+    Rule(
+        "every_deer_is_an_individual",
+        "camtrap_dp",
+        "Every deer seen at the location appears as an individualID.",
+        missing_individuals,
+        lambda f: f["absent"] == 0,
+        lambda f: f"{f['absent']} of {f['deer']} deer missing from observations.csv",
+        error=True,
+        needs="observations_csv",
+    ),
+    # herd_survey: figures resting mostly on deer nobody reviewed are the machine's guesses;
+    # people should know before they trust them: WARN.
+    Rule(
+        "counts_mostly_reviewed",
+        "herd_survey",
+        "Most of each unique-deer count rests on deer a person has reviewed.",
+        unreviewed_counts,
+        lambda f: not f["over"],
+        lambda f: (
+            f"most of the {', '.join(f['over'])} count rests on unreviewed deer: review them "
+            "(deer-pipeline review) before trusting the herd figures"
+            if f["over"]
+            else "every count rests mostly on reviewed deer"
+        ),
+        needs="survey_window",
+    ),
+)
+
+
+def rules_of(asset: str) -> list[Rule]:
+    """Return the quality rules of ``asset``."""
+    return [rule for rule in RULES if rule.asset == asset]

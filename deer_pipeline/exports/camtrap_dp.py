@@ -32,7 +32,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from deer_pipeline.errors import DeerError
-from deer_pipeline.vocabulary import CAMTRAP_TERMS
+from deer_pipeline.ingest.store import location_names
+from deer_pipeline.vocabulary import CAMTRAP_TERMS, individual_id
 
 VERSION = "1.0.2"
 BASE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{VERSION}"
@@ -136,12 +137,11 @@ class CamtrapSettings:
 
 
 _LOCATIONS = """
-SELECT i.location_key, COALESCE(l.folder, i.location_key), min(i.captured_at),
-       max(i.captured_at), mode() WITHIN GROUP (ORDER BY i.camera_model),
-       bool_or(i.captured_at_source = 'file_mtime')
-  FROM images i LEFT JOIN locations l ON l.key = i.location_key
+SELECT i.location_key, min(i.captured_at), max(i.captured_at),
+       mode() WITHIN GROUP (ORDER BY i.camera_model), bool_or(i.captured_at_source = 'file_mtime')
+  FROM images i
  WHERE i.status = 'ok' AND i.captured_at IS NOT NULL
- GROUP BY i.location_key, l.folder ORDER BY i.location_key
+ GROUP BY i.location_key ORDER BY i.location_key
 """
 _MEDIA = """
 SELECT id, location_key, captured_at, rel_path, format, camera_make, camera_model,
@@ -149,17 +149,11 @@ SELECT id, location_key, captured_at, rel_path, format, camera_make, camera_mode
   FROM images WHERE status = 'ok' AND captured_at IS NOT NULL ORDER BY location_key, captured_at, id
 """
 _OBSERVATIONS = """
-WITH latest AS (
-    SELECT DISTINCT ON (image_id) image_id, model_version
-      FROM detections ORDER BY image_id, created_at DESC, id DESC)
-SELECT d.id, d.image_id, COALESCE(c.class_name, d.class_name), c.detection_id IS NOT NULL,
+SELECT d.id, d.image_id, d.class_name, d.corrected,
        d.confidence, d.x1, d.y1, d.x2, d.y2, s.deer_id, d.model_version, d.created_at,
-       c.corrected_at, c.reviewer
-  FROM detections d
-  JOIN latest l ON l.image_id = d.image_id AND l.model_version = d.model_version
-  LEFT JOIN detection_corrections c ON c.detection_id = d.id
+       d.corrected_at, d.corrected_by
+  FROM current_detections d
   LEFT JOIN sightings s ON s.detection_id = d.id
- WHERE COALESCE(c.class_name, '') <> 'not-deer'
  ORDER BY d.image_id, d.det_index
 """
 
@@ -174,11 +168,6 @@ def _stamp(value: datetime | None, zone: ZoneInfo) -> str:
 
 def _number(value: float, digits: int = 6) -> str:
     return f"{round(float(value), digits):.{digits}f}".rstrip("0").rstrip(".") or "0"
-
-
-def individual_id(deer_id: int | None) -> str:
-    """The ``individualID`` of a deer (empty for a detection with no identity)."""
-    return "" if deer_id is None else f"deer-{deer_id}"
 
 
 def _bbox(x1, y1, x2, y2, width, height) -> dict[str, str]:
@@ -201,9 +190,10 @@ def _terms(class_name: str) -> tuple[str, str]:
     return sex or "", life_stage
 
 
-def _deployments(rows, settings: CamtrapSettings, zone: ZoneInfo) -> list[dict]:
+def _deployments(rows, names: dict[str, str], settings: CamtrapSettings, zone) -> list[dict]:
     out = []
-    for key, folder, start, end, model, mtime in rows:
+    for key, start, end, model, mtime in rows:
+        folder = names.get(key, key)  # locationName: the folder as the person named it
         coords = settings.coordinates.get(key) or settings.coordinates.get(folder)
         out.append(
             {
@@ -402,7 +392,7 @@ def write_camtrap_dp(cur, out_dir: str | Path, settings: CamtrapSettings | None 
     settings = settings or CamtrapSettings()
     zone = settings.zone()
     cur.execute(_LOCATIONS)
-    deployments = _deployments(cur.fetchall(), settings, zone)
+    deployments = _deployments(cur.fetchall(), location_names(cur), settings, zone)
     cur.execute(_MEDIA)
     media, by_id = _media(cur.fetchall(), zone)
     cur.execute(_OBSERVATIONS)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from deer_pipeline.ingest.store import location_names
 from deer_pipeline.vision.decode import DecodeError, decode_file
 
 PAGE = "deer_gallery.html"
@@ -25,11 +26,10 @@ MARGIN = 0.1
 
 _DEER = """
 SELECT d.id, d.sex, d.n_sightings, d.first_seen, d.last_seen,
-       COALESCE(array_agg(DISTINCT l.folder) FILTER (WHERE l.folder IS NOT NULL), '{}'),
+       COALESCE(array_agg(DISTINCT i.location_key) FILTER (WHERE i.id IS NOT NULL), '{}'),
        count(*) FILTER (WHERE s.method = 'manual')
   FROM deer d LEFT JOIN sightings s ON s.deer_id = d.id
   LEFT JOIN detections x ON x.id = s.detection_id LEFT JOIN images i ON i.id = x.image_id
-  LEFT JOIN locations l ON l.key = i.location_key
  GROUP BY d.id ORDER BY d.id
 """
 
@@ -101,8 +101,9 @@ def write_gallery(
     Returns:
         ``{"path": page, "deer": n, "thumbnails": n, "new_thumbnails": n, "unreadable": n}``.
     """
+    names = location_names(cur)  # shown as the folders are named, not as partition keys
     cur.execute(_DEER)
-    deer = cur.fetchall()
+    deer = [(*d[:5], [names.get(k, k) for k in d[5]], d[6]) for d in cur.fetchall()]
     pictured = sorted(deer, key=lambda d: (-d[2], d[0]))[:max_deer_with_pictures]
     cur.execute(_SIGHTINGS, ([d[0] for d in pictured],))
     by_deer: dict[int, list] = defaultdict(list)

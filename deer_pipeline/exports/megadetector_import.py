@@ -207,20 +207,6 @@ def _match(cur, files: list[str], image_root: Path) -> tuple[dict[str, tuple], i
     return out, duplicates
 
 
-_UPSERT = """
-INSERT INTO detections (image_id, model_version, det_index, class_name, confidence,
-                        x1, y1, x2, y2, class_scores)
-VALUES %s
-ON CONFLICT (image_id, model_version, det_index) DO UPDATE SET
-    class_name = EXCLUDED.class_name, confidence = EXCLUDED.confidence, x1 = EXCLUDED.x1,
-    y1 = EXCLUDED.y1, x2 = EXCLUDED.x2, y2 = EXCLUDED.y2, class_scores = EXCLUDED.class_scores
-"""
-_DELETE_BEYOND = """
-DELETE FROM detections d USING unnest(%s::bigint[], %s::int[]) AS c(image_id, n)
-WHERE d.image_id = c.image_id AND d.model_version = %s AND d.det_index >= c.n
-"""
-
-
 def store_results(conn, parsed: ParsedResults, model_version: str, image_root: Path) -> dict:
     """Replace the matched images' boxes of ``model_version`` in one transaction.
 
@@ -239,7 +225,13 @@ def store_results(conn, parsed: ParsedResults, model_version: str, image_root: P
     Raises:
         DeerError: no image of the file matches an ``ok`` image in the database.
     """
-    from psycopg2.extras import Json, execute_values  # lazily: the CLI starts without psycopg2
+    # lazily: the CLI (and `import megadetector`'s argument check) starts without psycopg2
+    from deer_pipeline.db.inference_store import (
+        DETECTION_FIELDS,
+        clear_stage,
+        stage_tables,
+        upsert_detections,
+    )
 
     with conn, conn.cursor() as cur:
         matched, duplicates = _match(cur, list(parsed.boxes), image_root)
@@ -248,26 +240,25 @@ def store_results(conn, parsed: ParsedResults, model_version: str, image_root: P
                 f"none of the {len(parsed.boxes)} images in the results matches an ingested "
                 f"image under {image_root}: set DEER_IMAGE_ROOT and run raw_images first"
             )
-        values = []
+        columns: dict[str, list] = {name: [] for name in DETECTION_FIELDS}
         for file, (image_id, width, height) in matched.items():
             for rank, b in enumerate(parsed.boxes[file]):
                 x, y, w, h = b.bbox
-                scores = Json(b.class_scores) if b.class_scores else None
-                pixels = (x * width, y * height, (x + w) * width, (y + h) * height)
-                values.append(
-                    (image_id, model_version, rank, b.class_name, b.confidence, *pixels, scores)
-                )
-        if values:
-            execute_values(cur, _UPSERT, values, page_size=1000)
-        ids = [m[0] for m in matched.values()]
-        counts = [len(parsed.boxes[f]) for f in matched]
-        cur.execute(_DELETE_BEYOND, (ids, counts, model_version))
+                box = (x * width, y * height, (x + w) * width, (y + h) * height)
+                scores = b.class_scores or None
+                mono = None  # not measured: no pixels are read on import
+                row = (image_id, rank, b.class_name, b.confidence, *box, scores, mono)
+                for name, value in zip(DETECTION_FIELDS, row, strict=True):
+                    columns[name].append(value)
+        stage_tables(cur)
+        upsert_detections(cur, model_version, columns, [m[0] for m in matched.values()])
+        clear_stage(cur)
     return {
         "images": len(parsed.boxes) + parsed.failed,
         "matched": len(matched),
         "duplicates": duplicates,
         "unmatched": len(parsed.boxes) - len(matched) - duplicates,
-        "detections": len(values),
+        "detections": len(columns["image_id"]),
         "failed": parsed.failed,
         "below_threshold": parsed.below_threshold,
         "dropped_by_class": parsed.dropped_by_class,

@@ -33,14 +33,13 @@ COLUMNS = (
 
 _QUERY = """
 SELECT s.deer_id, dr.sex, i.location_key, l.folder, i.captured_at, i.rel_path, d.id,
-       COALESCE(c.class_name, d.class_name), d.confidence, d.x1, d.y1, d.x2, d.y2,
+       d.class_name, d.confidence, d.x1, d.y1, d.x2, d.y2,
        s.method, s.similarity, s.tracklet_key
   FROM sightings s
   JOIN deer dr ON dr.id = s.deer_id
-  JOIN detections d ON d.id = s.detection_id
+  JOIN effective_detections d ON d.id = s.detection_id
   JOIN images i ON i.id = d.image_id
   LEFT JOIN locations l ON l.key = i.location_key
-  LEFT JOIN detection_corrections c ON c.detection_id = d.id
  ORDER BY s.deer_id, i.captured_at NULLS LAST, i.rel_path, d.id
 """
 

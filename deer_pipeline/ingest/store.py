@@ -14,47 +14,49 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
+from deer_pipeline.db.columns import COPY_TYPES
 from deer_pipeline.db.copy import copy_rows
 from deer_pipeline.ingest.locations import Location
 
 
-def _column(pgtype: str, name: str | None = None) -> dataclasses.Field:
-    """A field of :class:`ImageRow` stored as COPY type ``pgtype`` in column ``name`` (its own)."""
-    return dataclasses.field(metadata={"pgtype": pgtype, "column": name})
+def _column(name: str | None = None) -> dataclasses.Field:
+    """A field of :class:`ImageRow` stored in column ``name`` (default its own name)."""
+    return dataclasses.field(metadata={"column": name})
 
 
 @dataclass(frozen=True)
 class ImageRow:
-    """One ``images`` row as ingest manages it, each field with its column's COPY type."""
+    """One ``images`` row as ingest manages it (COPY types: ``db/columns.py``)."""
 
-    id: int = _column("int8")
-    location_key: str = _column("text")
-    rel_path: str = _column("text")
-    sha256: str | None = _column("text")
-    size: int | None = _column("int8", "bytes")
-    mtime_ns: int | None = _column("int8")
-    width: int | None = _column("int4")
-    height: int | None = _column("int4")
-    captured_at: datetime | None = _column("timestamp")
-    captured_at_source: str | None = _column("text")
-    captured_at_exact: bool = _column("bool")
-    camera_make: str | None = _column("text")
-    camera_model: str | None = _column("text")
-    camera_serial: str | None = _column("text")
-    orientation: int = _column("int2")
-    burst_id: int | None = _column("int8")
-    status: str = _column("text")
-    error: str | None = _column("text")
-    duplicate_of: int | None = _column("int8")
-    format: str | None = _column("text")
-    color_mode: str | None = _column("text")
-    note: str | None = _column("text")
+    id: int = _column()
+    location_key: str = _column()
+    rel_path: str = _column()
+    sha256: str | None = _column()
+    size: int | None = _column("bytes")
+    mtime_ns: int | None = _column()
+    width: int | None = _column()
+    height: int | None = _column()
+    captured_at: datetime | None = _column()
+    captured_at_source: str | None = _column()
+    captured_at_exact: bool = _column()
+    camera_make: str | None = _column()
+    camera_model: str | None = _column()
+    camera_serial: str | None = _column()
+    orientation: int = _column()
+    burst_id: int | None = _column()
+    status: str = _column()
+    error: str | None = _column()
+    duplicate_of: int | None = _column()
+    format: str | None = _column()
+    color_mode: str | None = _column()
+    note: str | None = _column()
 
 
 # (field, column, COPY type) in ImageRow order.
 COLUMNS = [
-    (f.name, f.metadata["column"] or f.name, f.metadata["pgtype"])
+    (f.name, column, COPY_TYPES["images"][column])
     for f in dataclasses.fields(ImageRow)
+    for column in [f.metadata["column"] or f.name]
 ]
 _SELECT = ", ".join(column for _, column, _ in COLUMNS)
 _UPDATE = ", ".join(
@@ -82,6 +84,26 @@ def folder_for_key(cursor, key: str) -> str | None:
     cursor.execute("SELECT folder FROM locations WHERE key = %s", (key,))
     row = cursor.fetchone()
     return row[0] if row else None
+
+
+def location_names(cursor, keys=None) -> dict[str, str]:
+    """Return each location's name as the person named its folder ("East Gate"), by key.
+
+    The one reader of a location's display name: pages, reports and exports show it; URLs and
+    data keep the partition key. ``rel_path`` of every image starts with the same folder name.
+
+    Args:
+        cursor: a cursor on the data database.
+        keys: the location keys wanted (None: every location).
+
+    Returns:
+        ``{key: folder}`` for the locations that exist.
+    """
+    if keys is None:
+        cursor.execute("SELECT key, folder FROM locations")
+    else:
+        cursor.execute("SELECT key, folder FROM locations WHERE key = ANY(%s)", (list(keys),))
+    return dict(cursor.fetchall())
 
 
 def fetch_rows(cursor, key: str) -> dict[str, ImageRow]:

@@ -500,3 +500,22 @@ def merge_sides(sides: Sequence[Side]) -> Side:
         count=sum(s.size for s in sides),
         total=np.sum([s.total if s.total is not None else s.vectors.sum(0) for s in sides], 0),
     )
+
+
+def features_in_play(sides: Sequence[Side], pairs: Iterable[tuple[int, int]]) -> np.ndarray:
+    """Return the features of pairs of sides among all ``sides`` in play, ranks included.
+
+    The ranks (``log_rank_any``, ``log_rank_cross``) are where each side stands among the
+    other's nearest of ``sides`` (:class:`Neighbourhood`); use this wherever a set of deer or
+    clusters is ranked (review's queue), and :func:`pair_features` alone only for a pair with
+    no others in play.
+
+    Args:
+        sides: every side in play.
+        pairs: index pairs into ``sides``.
+    """
+    pairs = list(pairs)
+    hood = Neighbourhood(sides)
+    return feature_matrix(
+        [(sides[i], sides[j]) for i, j in pairs], [hood.ranks(i, j) for i, j in pairs]
+    )

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from deer_pipeline.db.columns import copy_columns
 from deer_pipeline.db.copy import copy_rows
 from deer_pipeline.reid.cluster import ClusterResult, Unit
 from deer_pipeline.reid.matching import MatchConfig
@@ -23,13 +24,7 @@ from deer_pipeline.reid.store import settle
 from deer_pipeline.reid.tracklets import Tracklet
 from deer_pipeline.vocabulary import UNKNOWN_SEX
 
-SIGHTING_COLUMNS = [
-    ("detection_id", "int8"),
-    ("deer_id", "int8"),
-    ("similarity", "float4"),
-    ("method", "text"),
-    ("tracklet_key", "text"),
-]
+SIGHTING_COLUMNS = copy_columns("sightings")
 
 _SET_SEX = """
 UPDATE deer d SET sex = v.sex

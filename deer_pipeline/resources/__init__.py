@@ -25,6 +25,7 @@ def project_resources() -> dict[str, dg.ConfigurableResource]:
     """The resources of the code location, with the environment's settings as ``EnvVar``."""
     from deer_pipeline.resources.camtrap import CamtrapResource
     from deer_pipeline.resources.models import DetectorResource, EmbedderResource
+    from deer_pipeline.resources.survey import SurveyResource
 
     detector = _from_env(weights="DEER_DETECTOR_WEIGHTS", device="DEER_DEVICE")
     embedder = _from_env(weights="DEER_REID_WEIGHTS", device="DEER_DEVICE")
@@ -34,4 +35,5 @@ def project_resources() -> dict[str, dg.ConfigurableResource]:
         "detector": DetectorResource(**detector),
         "embedder": EmbedderResource(**embedder),
         "camtrap": CamtrapResource(),
+        "survey": SurveyResource(),
     }

@@ -7,8 +7,10 @@ deer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+
+from deer_pipeline.ingest.store import location_names
 
 BEST_CROPS = 4
 
@@ -53,6 +55,7 @@ class DeerSummary:
     locations: list[str]
     manual: int
     crops: list[dict]
+    location_names: list[str] = field(default_factory=list)  # as the folders are named
 
 
 def summaries(cur, deer_ids, crops: int = BEST_CROPS) -> dict[int, DeerSummary]:
@@ -62,11 +65,19 @@ def summaries(cur, deer_ids, crops: int = BEST_CROPS) -> dict[int, DeerSummary]:
         return {}
     cur.execute(_SUMMARY, (ids,))
     out = {r[0]: DeerSummary(*r[:5], list(r[5] or []), r[6], []) for r in cur.fetchall()}
+    names = location_names(cur)
     for deer_id, summary in out.items():
+        summary.location_names = sorted(names.get(k, k) for k in summary.locations)
         if crops:
             cur.execute(_BEST, (deer_id, crops))
             summary.crops = [
-                {"detection": r[0], "when": r[1], "location": r[2], "confidence": r[3]}
+                {
+                    "detection": r[0],
+                    "when": r[1],
+                    "location": r[2],
+                    "location_name": names.get(r[2], r[2]),
+                    "confidence": r[3],
+                }
                 for r in cur.fetchall()
             ]
     return out
@@ -86,7 +97,11 @@ def sightings(cur, deer_id: int) -> list[dict]:
         "corrected_class",
         "confidence",
     )
-    return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
+    rows = [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
+    names = location_names(cur)
+    for row in rows:
+        row["location_name"] = names.get(row["location"], row["location"])
+    return rows
 
 
 def detection_deer(cur, detection_id: int) -> int | None:
@@ -144,7 +159,7 @@ def list_page(cur, f: ListFilter, offset: int = 0, limit: int = 100) -> tuple[in
     return total, [found[r[0]] for r in rows if r[0] in found]
 
 
-def locations(cur) -> list[str]:
-    """Every location key, for the list filter."""
-    cur.execute("SELECT key FROM locations ORDER BY key")
-    return [r[0] for r in cur.fetchall()]
+def locations(cur) -> list[dict]:
+    """Every location, for the list filter: ``{"key", "name"}`` by name (the key goes in URLs)."""
+    names = location_names(cur)
+    return [{"key": k, "name": n} for k, n in sorted(names.items(), key=lambda kv: kv[1].lower())]

@@ -3,10 +3,12 @@
 import dagster as dg
 import pytest
 
-from deer_pipeline.assets.camtrap_dp import camtrap_dp, every_deer_is_an_individual
-from deer_pipeline.assets.checks import PIPELINE_CHECKS
+from deer_pipeline.assets import camtrap_dp as reports
+from deer_pipeline.assets import identities
+from deer_pipeline.assets import inference as inference_domain
+from deer_pipeline.assets import raw_images as ingest_domain
+from deer_pipeline.assets.camtrap_dp import camtrap_dp
 from deer_pipeline.assets.identities import deer_identities
-from deer_pipeline.assets.identity_checks import IDENTITY_CHECKS
 from deer_pipeline.assets.inference import inference
 from deer_pipeline.assets.raw_images import raw_images
 from deer_pipeline.db.connect import connect
@@ -21,7 +23,7 @@ from deer_pipeline_tests.reid.builders import Scene, animal, view
 
 KEY = "Creek"
 ASSETS = [raw_images, inference, deer_identities, camtrap_dp]
-CHECKS = [*PIPELINE_CHECKS, *IDENTITY_CHECKS, every_deer_is_an_individual]
+CHECKS = [*ingest_domain.CHECKS, *inference_domain.CHECKS, *identities.CHECKS, *reports.CHECKS]
 
 
 @pytest.fixture

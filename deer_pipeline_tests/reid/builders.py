@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from deer_pipeline.db.columns import copy_columns
 from deer_pipeline.db.copy import copy_rows
 from deer_pipeline.reid.vectors import normalise_rows
 
@@ -116,7 +117,7 @@ class Scene:
                 copy_rows(
                     cur,
                     "embeddings",
-                    [("detection_id", "int8"), ("model_version", "text"), ("embedding", "halfvec")],
+                    copy_columns("embeddings"),
                     {
                         "detection_id": np.array(det_ids),
                         "model_version": [EMB_VERSION] * len(det_ids),

@@ -11,6 +11,7 @@ from deer_pipeline.reid.pair_model import (
     FEATURES,
     Neighbourhood,
     PairModel,
+    features_in_play,
     make_side,
     merge_sides,
     pair_features,
@@ -91,6 +92,11 @@ def test_neighbourhood_ranks_overall_and_across_day_and_night():
     assert hood.any[0, 2] == pytest.approx(float(unit(1, 0, 0) @ unit(1, 0, 1)))
     assert hood.cross[0, 3] == pytest.approx(float(unit(1, 0.2, 0) @ unit(0, 1, 1)))
     assert np.isneginf(hood.any[1]).all() and np.isneginf(hood.any[:, 1]).all()
+    x = features_in_play([day, near_day, night, far_night], [(0, 2), (1, 3)])
+    assert x[:, FEATURES.index("log_rank_any")].tolist() == pytest.approx(
+        [math.log(2), math.log(3)]
+    )
+    assert x[:, FEATURES.index("log_rank_cross")].tolist() == pytest.approx([0.0, math.log(2)])
 
 
 def test_merged_sides_add_up():

@@ -129,7 +129,7 @@ def test_split_survives_rerun(conn):
 
 def test_review_commands(conn, capsys):
     from deer_pipeline.cli import main
-    from deer_pipeline.reid.commands import CORRECTION_CLASSES as CLI_CLASSES
+    from deer_pipeline.commands.deer import CORRECTION_CLASSES as CLI_CLASSES
     from deer_pipeline.reid.review import CORRECTION_CLASSES
 
     assert CLI_CLASSES == CORRECTION_CLASSES

@@ -23,6 +23,7 @@ CHECKS = {
     "embeddings": ["one_embedding_per_detection", "unit_norm"],
     "deer_identities": ["no_same_frame_merge", "no_confident_sex_conflict"],
     "camtrap_dp": ["every_deer_is_an_individual"],
+    "herd_survey": ["counts_mostly_reviewed"],
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from deer_pipeline.reid.commands import os_user
+from deer_pipeline.commands.deer import os_user
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -90,7 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
     from deer_pipeline.reid.matching import MatchConfig
     from deer_pipeline.reid.review import last_reviewed
     from deer_pipeline.review_app.app import LOCAL_HOSTS, ReviewApp, create_app
-    from deer_pipeline.review_app.observe import ReviewObserver
+    from deer_pipeline.review_observation import ReviewObserver
 
     started_db = False
     if not database_url_override():
