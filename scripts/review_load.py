@@ -3,9 +3,11 @@
 Not a test (timings are machine-dependent): it fills the data database of ``$DEER_HOME`` (use a
 scratch folder: the data tables are emptied first) with animals split into fragments (several
 deer per animal, as the automatic identities leave them), starts a real ``deer-pipeline review``
-and times, through HTTP with keep-alive: the queue page, the list page (plain and filtered), the
-deer page, and "the next proposal after a key" (POST /decisions answered from the page's own form,
-then the redirected GET of the next proposal). Prints one JSON line of milliseconds.
+and times, through HTTP with keep-alive: the first page answered after the start, the first
+proposal (once the ranking is built in the background), the queue page, the list page (plain and
+filtered), the deer page, and "the next proposal after a key" (POST /decisions answered from the
+page's own form, then the redirected GET of the next proposal). Prints one JSON line of
+milliseconds, with the machine's load average (the figures are only comparable on an idle one).
 
     DEER_HOME=/tmp/review-load python scripts/review_load.py [--deer 10000] [--sightings 50000]
 """
@@ -234,7 +236,7 @@ def measure(url: str, rounds: int) -> dict:
     times, answers = [], []
     page = s.get(url + "/").text
     for k in range(rounds):
-        wanted = ["merge" if k % 2 == 0 else "not_same", "not_same", "class-doe"]
+        wanted = ["merge" if k % 2 == 0 else "not_same", "not_same", "keep", "class-doe"]
         answer = next(a for a in wanted if f'<form id="{a}"' in page)
         block = re.search(rf'<form id="{answer}".*?</form>', page, re.S).group(0)
         fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', block))
@@ -285,6 +287,9 @@ def main() -> int:
         except requests.ConnectionError:
             time.sleep(0.2)
     startup_s = time.perf_counter() - t
+    while 'id="proposal"' not in requests.get(url + "/", timeout=60).text:
+        time.sleep(0.2)
+    ranked_s = time.perf_counter() - t
     try:
         figures = measure(url, args.rounds)
     finally:
@@ -297,7 +302,9 @@ def main() -> int:
                 "deer": args.deer,
                 "sightings": args.sightings,
                 "fill_s": round(fill_s, 1),
-                "startup_s": round(startup_s, 1),
+                "first_page_s": round(startup_s, 1),
+                "first_proposal_s": round(ranked_s, 1),
+                "load_average": [round(v, 2) for v in os.getloadavg()],
                 "ms": figures,
             }
         )

@@ -31,6 +31,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.set_defaults(func=_simulate)
 
 
+def proposal_queue():
+    """The queue with the configured re-ID weights' calibration (``DEER_REID_WEIGHTS``)."""
+    import os
+
+    from deer_pipeline.config import reid_weights
+    from deer_pipeline.model_versions import weights_version
+    from deer_pipeline.review_app.queue import ProposalQueue
+
+    def weights() -> dict:
+        spec = reid_weights()
+        return {weights_version(spec): spec} if os.path.isfile(spec) else {}
+
+    return ProposalQueue(weights=weights)
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -48,6 +63,7 @@ def _simulate(args: argparse.Namespace) -> int:
         result = simulate(
             conn,
             args.truth,
+            queue=proposal_queue(),
             max_decisions=args.max_decisions,
             reviewer=args.reviewer,
             match=MatchConfig(),
@@ -56,7 +72,9 @@ def _simulate(args: argparse.Namespace) -> int:
         conn.close()
     print(
         f"{result['decisions']} decisions ({result['merges']} merges, {result['not_same']} not "
-        f"the same, {result['class_corrections']} classes): deer {result['deer_before']} -> "
+        f"the same, {result['splits']} stray boxes split, {result['kept']} kept, "
+        f"{result['class_corrections']} classes; stopped: {result['stopped']}): deer "
+        f"{result['deer_before']} -> "
         f"{result['deer_after']} (true {result['deer_true']}), B-cubed precision "
         f"{result['bcubed_precision']}, recall {result['bcubed_recall']}"
     )
@@ -90,15 +108,16 @@ def _serve(args: argparse.Namespace) -> int:
         args.reviewer,
         hosts=hosts,
         match=MatchConfig(),
+        queue=proposal_queue(),
     )
     observer = ReviewObserver()
     observer.start()
     try:
         with review.connection() as conn, conn.cursor() as cur:
-            n = review.proposals(cur, limit=1)[1]
             at_start = last_reviewed(cur)
+        review.start_ranking()  # the page says "ranking..." until the first ranking is built
         shown = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"Deer review: http://{shown}:{args.port}/ ({n} proposals)", flush=True)
+        print(f"Deer review: http://{shown}:{args.port}/", flush=True)
         config = uvicorn.Config(
             create_app(review), host=args.host, port=args.port, log_level="warning"
         )

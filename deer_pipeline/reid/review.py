@@ -6,7 +6,9 @@ class correction goes to ``detection_corrections``, which every run reads: the c
 drives the sex constraint, and ``not-deer`` takes the detection out of identities. "Not the same
 deer" goes to ``deer_not_same`` as two sets of detection ids (a cannot-link for the identity
 clustering; review never proposes the pair again) and confirms both sides as ``manual``, so no
-run with the gallery matcher can join them. Each action takes the identity lock (optionally for
+run with the gallery matcher can join them. "These sightings belong to their deer" (review asked
+whether they are a stray) is a ``keep`` row of ``review_log``: nothing moves, review does not ask
+again. Each action takes the identity lock (optionally for
 a bounded wait), runs in one transaction, can check that the deer it decides on are still as the
 person saw them (``expect``, a token from ``deer_state``), settles the touched deer (gallery
 vector, counts, first/last seen, deletion when empty) and is written to ``review_log`` with the
@@ -35,7 +37,7 @@ from deer_pipeline.vocabulary import (
     deer_sex,
 )
 
-DECISIONS = ("merge", "split", "correct", "not_same")
+DECISIONS = ("merge", "split", "correct", "not_same", "keep")
 
 
 class ReviewError(DeerError):
@@ -456,6 +458,104 @@ def not_same(
         return result
 
     return _in_transaction(conn, action, lock_timeout_s)
+
+
+def keep_sightings(
+    conn,
+    detection_ids,
+    *,
+    reviewer: str | None = None,
+    expect: str | None = None,
+    lock_timeout_s: float | None = None,
+) -> dict:
+    """Record that some sightings belong to their deer (review asked whether they are a stray).
+
+    Nothing moves; the decision is a ``review_log`` row (``keep``) naming the detections, their
+    deer and the deer's other detections, so review never asks again and the pair model learns
+    a "same animal" pair. Undo removes it like any decision.
+
+    Returns:
+        ``{"detections": ids, "deer": their deer, "log": review_log id}``.
+
+    Raises:
+        ReviewError: a detection has no sighting (``UnknownObject``), they belong to several
+            deer, or their deer changed since the person looked (``expect``).
+    """
+    ids = sorted({int(d) for d in detection_ids})
+    if not ids:
+        raise ReviewError("name the sightings that belong to their deer")
+
+    def action(cur):
+        cur.execute(
+            "SELECT detection_id, deer_id FROM sightings WHERE detection_id = ANY(%s)", (ids,)
+        )
+        owners = dict(cur.fetchall())
+        missing = sorted(set(ids) - set(owners))
+        if missing:
+            raise UnknownObject(f"detection(s) {missing} have no sighting")
+        if len(set(owners.values())) > 1:
+            raise ReviewError("the sightings belong to several deer; keep one deer's at a time")
+        deer_id = owners[ids[0]]
+        _check_expected(cur, (deer_id,), expect)
+        every = _deer_detections(cur, (deer_id,))
+        result = {"detections": ids, "deer": deer_id}
+        details = {
+            **result,
+            "with": [d for d in every if d not in owners],
+            "before": _snapshot(cur, every),
+            "after": _placement(cur, every),
+        }
+        result["log"] = _log(cur, "keep", details, reviewer)
+        return result
+
+    return _in_transaction(conn, action, lock_timeout_s)
+
+
+_KEPT = """
+SELECT r.id, r.details FROM review_log r
+ WHERE r.action = 'keep'
+   AND NOT EXISTS (SELECT 1 FROM review_log u
+                    WHERE u.action = 'undo' AND u.details->>'undoes' = r.id::text)
+ ORDER BY r.id
+"""
+
+
+def kept_sightings(cur) -> list[dict]:
+    """Sightings a person said belong to their deer (not undone), oldest first.
+
+    Returns:
+        ``{"log": review_log id, "detections": ids, "deer": deer then, "with": the deer's other
+        detections then}`` each.
+    """
+    cur.execute(_KEPT)
+    return [
+        {"log": log_id, "detections": d["detections"], "deer": d["deer"], "with": d["with"]}
+        for log_id, d in cur.fetchall()
+    ]
+
+
+_RECENT = """
+SELECT r.action FROM review_log r
+ WHERE r.action IN ('merge', 'not_same')
+   AND NOT EXISTS (SELECT 1 FROM review_log u
+                    WHERE u.action = 'undo' AND u.details->>'undoes' = r.id::text)
+ ORDER BY r.id DESC LIMIT %s
+"""
+
+
+def no_streak(cur, limit: int) -> int:
+    """How many of the latest answers to pairs in a row were "not the same" (at most ``limit``).
+
+    Only merges and "not the same" count (undone ones do not); answers about stray boxes and
+    classes neither break nor extend a streak.
+    """
+    cur.execute(_RECENT, (limit,))
+    streak = 0
+    for (action,) in cur.fetchall():
+        if action != "not_same":
+            break
+        streak += 1
+    return streak
 
 
 def correct_detection(

@@ -38,11 +38,12 @@ from deer_pipeline.reid.review import (
     UnknownObject,
     deer_state,
     last_reviewed,
+    no_streak,
 )
 from deer_pipeline.review_app import pages
 from deer_pipeline.review_app.crops import CropStore
-from deer_pipeline.review_app.decide import LOCK_TIMEOUT_S, Decision, apply_decision
-from deer_pipeline.review_app.queue import ProposalQueue
+from deer_pipeline.review_app.decide import LOCK_TIMEOUT_S, Decision, decide
+from deer_pipeline.review_app.queue import STOP_AFTER, ProposalQueue
 from deer_pipeline.vocabulary import CORRECTION_CLASSES, SEXES
 
 HERE = Path(__file__).resolve().parent
@@ -80,7 +81,7 @@ class ReviewApp:
         self.hosts = {h.lower() for h in hosts}
         self.match = match
         self.queue = queue or ProposalQueue()
-        self.queue_lock = threading.Lock()
+        self.ranking: threading.Thread | None = None
         self.lock_timeout_s = lock_timeout_s
         self.csrf = secrets.token_urlsafe(32)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -96,13 +97,31 @@ class ReviewApp:
                 conn.rollback()
             self.pool.putconn(conn)
 
+    def start_ranking(self) -> threading.Thread:
+        """Build the first ranking in the background, so the server answers at once."""
+
+        def build():
+            with self.connection() as conn, conn.cursor() as cur:
+                self.proposals(cur, limit=1)
+
+        thread = threading.Thread(target=build, name="review-ranking", daemon=True)
+        thread.start()
+        self.ranking = thread
+        return thread
+
+    def building(self) -> bool:
+        """Whether the first ranking is being built in the background right now."""
+        return (
+            self.ranking is not None and self.ranking.is_alive() and not self.queue.ready.is_set()
+        )
+
     def close(self) -> None:
         """Close every pooled connection."""
         self.pool.closeall()
 
     def proposals(self, cur, limit: int | None) -> tuple[list, int]:
         """The best ``limit`` proposals and how many there are (the queue is shared)."""
-        with self.queue_lock:
+        with self.queue.lock:
             return self.queue.proposals(cur, limit=limit), self.queue.last_total
 
     # -- request checks -------------------------------------------------------------------
@@ -145,6 +164,8 @@ def queue_page(request: Request) -> Response:
     """``GET /``: the proposal at position ``at`` (0: the best), with both sides."""
     app: ReviewApp = request.app.state.review
     at = max(0, _int(request.query_params.get("at"), 0))
+    if app.building():  # the first ranking is being built: say so, look again
+        return app.page(request, "building.html", {"message": request.query_params.get("msg")})
     with app.connection() as conn, conn.cursor() as cur:
         ranked, total = app.proposals(cur, limit=at + 1)
         if at >= len(ranked) and ranked:
@@ -156,6 +177,7 @@ def queue_page(request: Request) -> Response:
             token = deer_state(cur, proposal.deer)
             tokens = {d: deer_state(cur, [d]) for d in proposal.deer}
         history = last_reviewed(cur)
+        streak = no_streak(cur, STOP_AFTER)
     return app.page(
         request,
         "queue.html",
@@ -169,6 +191,8 @@ def queue_page(request: Request) -> Response:
             "classes": CORRECTION_CLASSES,
             "message": request.query_params.get("msg"),
             "history": history,
+            "suggest_stop": streak >= STOP_AFTER,
+            "stop_after": STOP_AFTER,
         },
     )
 
@@ -287,6 +311,9 @@ def _message(result: dict) -> str:
         return f"Deer {result['left']} and {result['right']} are not the same: remembered."
     if action == "correct":
         return f"Detection {result['detection']} is now {result['class']}."
+    if action == "keep":
+        shown = ", ".join(str(d) for d in result["detections"])
+        return f"Detection(s) {shown} stay with deer {result['deer']}: remembered."
     if action == "not_deer":
         return f"Deer {result['deer']} is no deer: its {result['detections']} boxes are removed."
     if action == "split":
@@ -318,8 +345,8 @@ async def decisions(request: Request) -> Response:
 
     def run():
         with app.connection() as conn:
-            return apply_decision(
-                conn, _decision(form), app.reviewer, app.match, app.lock_timeout_s
+            return decide(
+                conn, app.queue, _decision(form), app.reviewer, app.match, app.lock_timeout_s
             )
 
     try:

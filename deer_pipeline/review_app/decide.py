@@ -15,15 +15,17 @@ from deer_pipeline.reid.matching import MatchConfig
 from deer_pipeline.reid.review import (
     ReviewError,
     correct_detection,
+    keep_sightings,
     merge_deer,
     not_a_deer,
     not_same,
     split_sightings,
     undo_last,
 )
+from deer_pipeline.review_app.queue import ProposalQueue
 from deer_pipeline.vocabulary import CORRECTION_CLASSES
 
-ANSWERS = ("merge", "not_same", "not_deer", "class", "split", "undo")
+ANSWERS = ("merge", "not_same", "not_deer", "class", "split", "keep", "undo")
 LOCK_TIMEOUT_S = 5.0
 
 
@@ -33,15 +35,16 @@ class Decision:
 
     Attributes:
         answer: ``merge`` or ``not_same`` (a pair), ``not_deer`` (deer ``left`` is no deer
-            at all), ``class`` (a detection), ``split``
-            (``detections`` of deer ``left`` to a new deer, or to deer ``right``), or ``undo``.
+            at all), ``class`` (a detection), ``split`` (``detections`` of deer ``left`` to a
+            new deer, or to deer ``right``), ``keep`` (stray sightings ``detections`` belong
+            to their deer ``left``), or ``undo``.
         left: a deer of the pair (or the detection's deer, or the deer split).
         right: the other deer of the pair (or the deer a split moves sightings to).
         detection: the detection whose class is decided.
         class_name: the class decided (one of ``CORRECTION_CLASSES``); with ``merge``, the
             class of the animal (corrects the detections of both deer that say otherwise).
         expect: the ``deer_state`` token of the deer when the page showed them.
-        detections: the sightings a split moves.
+        detections: the sightings a split moves (or a keep keeps).
     """
 
     answer: str
@@ -77,8 +80,8 @@ def apply_decision(
         lock_timeout_s: how long to wait for an identity run holding the lock.
 
     Returns:
-        The review action's result, with ``action``: ``merge``, ``not_same``, ``correct``,
-        ``undo``.
+        The review action's result, with ``action``: ``merge``, ``not_same``, ``not_deer``,
+        ``split``, ``keep``, ``correct``, ``undo``.
 
     Raises:
         ReviewError: the decision is malformed or refused (``DecisionConflict``,
@@ -121,6 +124,9 @@ def apply_decision(
             **opts,
         )
         return {"action": "split", **result}
+    if decision.answer == "keep":
+        result = keep_sightings(conn, decision.detections, expect=decision.expect, **opts)
+        return {"action": "keep", **result}
     if decision.answer == "class":
         if decision.detection is None or decision.class_name not in CORRECTION_CLASSES:
             raise ReviewError(f"a class decision names a detection and one of {CORRECTION_CLASSES}")
@@ -129,3 +135,89 @@ def apply_decision(
         )
         return {"action": "correct", **result}
     raise ReviewError(f"unknown answer {decision.answer!r}; one of {', '.join(ANSWERS)}")
+
+
+def _example(cur, queue: ProposalQueue, decision: Decision):
+    """(model version, features, label) the decision teaches the pair model, or None."""
+    if decision.answer in ("merge", "not_same") and None not in (decision.left, decision.right):
+        found = queue.pair_example(cur, decision.left, decision.right)
+        label = 1 if decision.answer == "merge" else 0
+    elif decision.answer == "split" and decision.left is not None and decision.detections:
+        found = queue.split_example(cur, decision.left, decision.detections)
+        label = 0
+    elif decision.answer == "keep" and decision.left is not None and decision.detections:
+        found = queue.split_example(cur, decision.left, decision.detections)
+        label = 1
+    else:
+        return None
+    return None if found is None else (*found, label)
+
+
+def _example_key(result: dict) -> str | None:
+    action = result["action"]
+    if action == "not_same":
+        return f"not_same:{result['not_same']}"
+    if action in ("merge", "split", "keep"):
+        return f"{action}:{result['log']}"
+    return None
+
+
+def _touched(result: dict) -> set:
+    keys = ("deer", "removed", "left", "right", "from", "from_deer", "to_deer")
+    out = set()
+    for value in (result.get(k) for k in keys):
+        out.update(value if isinstance(value, list) else [value])
+    return {d for d in out if isinstance(d, int)}
+
+
+def decide(
+    conn,
+    queue: ProposalQueue,
+    decision: Decision,
+    reviewer: str,
+    match: MatchConfig | None = None,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
+) -> dict:
+    """Record one decision and teach the pair model with it (the page's and simulate's call).
+
+    The pair's (or split's) features are taken as the queue saw them before the decision; after
+    it, the pair model of that embedding model version is refitted on every decision of this
+    database and stored with it (``model_calibrations``), the queue re-scores its candidates and
+    re-derives the deer the decision touched. An undo takes its example back out.
+
+    Args:
+        conn: a psycopg2 connection (committed here).
+        queue: the proposal queue the person answers.
+        decision: the answer and what it refers to.
+        reviewer: who decided.
+        match: matching settings for a class correction that re-identifies a detection.
+        lock_timeout_s: how long to wait for an identity run holding the lock.
+
+    Returns:
+        ``apply_decision``'s result.
+
+    Raises:
+        ReviewError: as ``apply_decision``; nothing was recorded or learnt.
+    """
+    with queue.lock:
+        with conn.cursor() as cur:
+            example = _example(cur, queue, decision)
+        conn.rollback()
+    result = apply_decision(conn, decision, reviewer, match, lock_timeout_s)
+    with queue.lock:
+        queue.touch(_touched(result))
+        with conn.cursor() as cur:
+            key = _example_key(result)
+            if example is not None and key is not None:
+                version, features, label = example
+                learner = queue.learner(cur, version)
+                learner.add(key, features, label)
+                learner.store(cur)
+                queue.rescore(cur, version)
+            elif result["action"] == "undo":
+                for version, learner in queue.learners().items():
+                    learner.reload(cur)
+                    learner.store(cur)
+                    queue.rescore(cur, version)
+        conn.commit()
+    return result

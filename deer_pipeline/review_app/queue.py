@@ -1,65 +1,62 @@
-"""The review queue: proposed decisions, ranked by how much each is likely to fix.
+"""The review queue: every plausible decision, ranked by how likely the proposed change is right.
 
-Automatic identities err mostly one way: one animal split over several deer. So most proposals
-are pairs of deer whose gallery vectors are nearest (the ``deer`` HNSW index, one query per deer
-that changed), not already decided "not the same" (``deer_not_same`` names detections, so the
-decision follows the sightings whatever deer ids a later run gives them). The more similar, the
-likelier a merge, so pairs rank by similarity. Deer of different sex are proposed a little lower
-(the detector's class is often wrong; the person then says which class the animal is), and deer
-boxed in one photo together too (the detector boxes one animal twice; a merge keeps the best box
-of each such photo). A deer seen once is the likeliest fragment and is proposed down to a lower
-similarity. Doubtful class votes (a detection whose best two class scores are close, or,
-without ``class_scores``, a low confidence) are proposed as "which class is this?".
-``ProposalQueue`` keeps the neighbour pairs between calls and refreshes only deer whose gallery
-changed, so the next proposal is cheap after a decision. The page, ``review simulate`` and the
-load script all read the queue through ``ProposalQueue.proposals``.
+No floor hides a pair. Candidate pairs come from all the evidence, across locations and sexes
+(``candidates``: the nearest deer by mean direction, and the deer owning the nearest single
+sightings of each sighting); each is ranked by the pair model's probability that both deer are
+one animal (``reid.pair_model``, the re-ID model's own calibration refitted on this database's
+decisions by ``learning.Learner``). A stray (one of the tracklets a deer was built from, or its
+box least like the rest) is proposed for splitting off, ranked by the probability that it is
+another animal than the rest of its deer; a doubtful class vote is asked as "which class?",
+ranked by the probability that the detector's class is wrong. Pairs a person called "not the
+same" (``deer_not_same``, by detections) and parts a person kept are never proposed again (a
+kept part also vouches for the parts of its deer that are at least as likely to belong).
+
+``ProposalQueue`` keeps all of it between calls: per deer the evidence (``evidence``), the
+nearest deer and sightings, and every candidate as a row of ``ranking.Ranking``. A call compares
+a digest of the deer table and re-derives only the deer that changed (or a decision touched); a
+refit re-scores the stored features in one matrix product. The first ranking can be built in
+the background (``ready`` is set once it exists). The page, ``review simulate`` and the load
+script all read the queue through ``ProposalQueue.proposals``.
 """
 
 from __future__ import annotations
 
 import heapq
+import threading
 from dataclasses import dataclass, field
 
-from deer_pipeline.db.indexes import halfvec_cast
+import numpy as np
 
-PAIR_FLOOR = 0.7  # pairs scoring at least this are proposed (tuned on worlds 11 and 21)
-SINGLE_FLOOR = 0.68  # ... or this when one of them has a single sighting
-NEIGHBOURS = 8  # nearest deer asked of the index per deer
-CROSS_SEX_PENALTY = 0.1  # deer of different sex are less likely one animal
+from deer_pipeline.reid.pair_model import FEATURES, pair_features
+from deer_pipeline.reid.review import kept_sightings
+from deer_pipeline.review_app.candidates import nearest_other, stray_groups
+from deer_pipeline.review_app.evidence import DeerEvidence, has_monochrome, load_evidence
+from deer_pipeline.review_app.learning import Learner, likelihood_words
+from deer_pipeline.review_app.ranking import Ranking
+
+NEIGHBOURS = 8  # nearest deer (by mean) per deer
+SIGHTING_NEIGHBOURS = 3  # nearest sightings of other deer per sighting
+SIGHTING_SCAN_LIMIT = 20_000  # above this many sightings, only new ones are scanned (see below)
 CLASS_MARGIN = 0.2  # class_scores: best minus second below this is doubtful
 LOW_CONFIDENCE = 0.4  # without class_scores: a confidence below this is doubtful
+STRAY_MIN_SIGHTINGS = 3  # a deer needs this many sightings for one to stand out
+STOP_AFTER = 10  # after this many "no" answers in a row the page suggests stopping
+
+_RANK_COLUMNS = tuple(
+    FEATURES.index(name)
+    for name in ("best_cosine", "day_night_best", "has_day_night", "log_rank_any", "log_rank_cross")
+)
+
+# One row summing every deer's signature: equal to the last one, nothing changed (no need to
+# fetch the whole table on every request).
+_DEER_DIGEST = """
+SELECT count(*), sum(hashtext(concat_ws('/', id, sex, model_version, embedding_count,
+                                        n_sightings))::bigint)
+  FROM deer WHERE embedding IS NOT NULL
+"""
 
 _DEER = """
-SELECT id, sex, model_version, embedding_count, n_sightings, vector_dims(embedding) FROM deer
- WHERE embedding IS NOT NULL
-"""
-
-# Nearest deer of each deer in %(ids)s (all of model version %(mv)s), through that version's HNSW
-# index: its version filter and cast (db/indexes.py). Relaxed order: re-sorted in Python.
-# Any sex: the detector's class is often wrong, so two deer of different sex may be one animal
-# (the person then says which class it is).
-_NEIGHBOURS = """
-SELECT q.id, n.id, 1 - n.distance
-  FROM deer q CROSS JOIN LATERAL (
-       SELECT d.id, d.embedding::{cast} <=> q.embedding::{cast} AS distance FROM deer d
-        WHERE d.id <> q.id AND d.model_version = %(mv)s AND d.embedding IS NOT NULL
-        ORDER BY d.embedding::{cast} <=> q.embedding::{cast} LIMIT %(k)s) n
- WHERE q.id = ANY(%(ids)s) AND q.model_version = %(mv)s
-"""
-
-_SIMILARITY = """
-SELECT p.a, p.b, 1 - (a.embedding <=> b.embedding)
-  FROM unnest(%(a)s::bigint[], %(b)s::bigint[]) AS p(a, b)
-  JOIN deer a ON a.id = p.a JOIN deer b ON b.id = p.b
- WHERE a.model_version = b.model_version
-"""
-
-_SHARED_PHOTO = """
-SELECT p.a, p.b FROM unnest(%(a)s::bigint[], %(b)s::bigint[]) AS p(a, b)
- WHERE EXISTS (SELECT 1 FROM sightings sa JOIN detections da ON da.id = sa.detection_id
-                 JOIN detections db ON db.image_id = da.image_id
-                 JOIN sightings sb ON sb.detection_id = db.id AND sb.deer_id = p.b
-                WHERE sa.deer_id = p.a)
+SELECT id, sex, model_version, embedding_count, n_sightings FROM deer WHERE embedding IS NOT NULL
 """
 
 _NOT_SAME = """
@@ -84,26 +81,24 @@ SELECT d.id, d.class_name, d.confidence, d.class_scores FROM detections d
            FROM jsonb_each_text(d.class_scores) AS e(k, v)) < %(margin)s)
 """
 
-_OPEN_DOUBTS = """
-SELECT x.id, s.deer_id FROM unnest(%s::bigint[]) AS x(id)
-  JOIN sightings s ON s.detection_id = x.id
- WHERE NOT EXISTS (SELECT 1 FROM detection_corrections c WHERE c.detection_id = x.id)
-"""
-
 
 @dataclass(frozen=True)
 class Proposal:
     """One proposed decision.
 
     Attributes:
-        kind: ``pair`` (are deer ``left`` and ``right`` one animal?) or ``class`` (which class
-            is detection ``detection`` of deer ``left``?).
-        key: a stable name, e.g. ``pair:12:40`` or ``class:5531``.
-        score: the ranking (higher first).
+        kind: ``pair`` (are deer ``left`` and ``right`` one animal?), ``stray`` (are sightings
+            ``detections`` of deer ``left`` another animal?) or ``class`` (which class is
+            detection ``detection`` of deer ``left``?).
+        key: a stable name, e.g. ``pair:12:40``, ``stray:12:5531`` or ``class:5531``.
+        score: the probability that the proposed change is right (the ranking, higher first).
         left: a deer id.
         right: the other deer (pairs).
-        similarity: cosine similarity of the two gallery vectors (pairs).
-        detection: the doubtful detection (class proposals).
+        probability: P(same animal) for a pair; P(another animal) for a stray box.
+        similarity: cosine of the two deer's mean directions (pairs), or of the box to the
+            rest of its deer (strays).
+        detection: the doubtful detection, or the first of the stray sightings.
+        detections: the stray sightings (strays).
         class_name: the detector's class (class proposals).
         votes: class -> score, or the detector's confidence in its one class.
         sexes: the sexes of the pair's deer (different ones: a merge says which class it is).
@@ -116,12 +111,14 @@ class Proposal:
     score: float
     left: int
     right: int | None = None
+    probability: float | None = None
     similarity: float | None = None
     detection: int | None = None
     class_name: str | None = None
     votes: dict = field(default_factory=dict)
     sexes: tuple[str, ...] = ()
     shared_photos: bool = False
+    detections: tuple[int, ...] = ()
 
     @property
     def cross_sex(self) -> bool:
@@ -134,86 +131,326 @@ class Proposal:
         """The deer this proposal decides on."""
         return (self.left,) if self.right is None else (self.left, self.right)
 
+    @property
+    def words(self) -> str:
+        """The likelihood in words ("very likely the same", ...); empty for class questions."""
+        if self.probability is None:
+            return ""
+        return likelihood_words(self.probability, stray=self.kind == "stray")
 
-def class_margin(votes: dict | None) -> float | None:
-    """Best minus second-best class score (None without scores)."""
-    if not votes:
-        return None
-    ranked = sorted((float(v) for v in votes.values()), reverse=True) + [0.0]
-    return ranked[0] - ranked[1]
+
+class _Rows:
+    """Vectors with an owner each, in a growable matrix (freed rows have owner -1)."""
+
+    def __init__(self, dtype=np.float32):
+        self.dtype = dtype
+        self.matrix = np.zeros((0, 0), dtype=dtype)
+        self.owner = np.zeros(0, dtype=np.int64)
+        self.row: dict[int, int] = {}  # key (deer or detection id) -> row
+        self.key: list[int] = []
+        self._free: list[int] = []
+
+    def put(self, keys, vectors: np.ndarray, owners) -> np.ndarray:
+        """Store (or overwrite) rows; return their indices."""
+        out = np.empty(len(keys), dtype=np.int64)
+        if len(keys) and self.matrix.shape[1] != vectors.shape[1]:
+            self.matrix = np.zeros((0, vectors.shape[1]), dtype=self.dtype)
+        fresh = [k for k in keys if k not in self.row]
+        need = len(fresh) - len(self._free)
+        if need > 0:
+            start = len(self.key)
+            grow = max(need, len(self.key) // 2, 64)
+            self.matrix = np.vstack([self.matrix, np.zeros((grow, vectors.shape[1]), self.dtype)])
+            self.owner = np.concatenate([self.owner, np.full(grow, -1, dtype=np.int64)])
+            self.key.extend([-1] * grow)
+            self._free.extend(range(start + grow - 1, start - 1, -1))
+        for k in fresh:
+            self.row[k] = self._free.pop()
+            self.key[self.row[k]] = k
+        for n, k in enumerate(keys):
+            out[n] = self.row[k]
+        if len(keys):
+            self.matrix[out] = vectors
+            self.owner[out] = np.asarray(owners, dtype=np.int64)
+        return out
+
+    def drop(self, keys) -> None:
+        """Free the rows of ``keys``."""
+        for k in keys:
+            r = self.row.pop(k, None)
+            if r is not None:
+                self.owner[r] = -1
+                self.key[r] = -1
+                self._free.append(r)
+
+    def used(self) -> int:
+        """Rows in the matrix (used or free)."""
+        return len(self.key)
 
 
 class ProposalQueue:
     """Ranked proposals over the database, refreshed incrementally between calls.
 
     Args:
-        pair_floor: lowest score of a proposed pair (similarity, less the cross-sex penalty).
-        single_floor: lowest score when one deer of the pair has one sighting.
-        neighbours: nearest deer looked up per deer.
-        ef_search: HNSW candidate list size for those look-ups.
+        neighbours: nearest deer (by mean direction) looked up per deer.
+        sighting_neighbours: nearest sightings of other deer looked up per sighting.
         classes: propose doubtful class votes as well.
+        strays: propose stray boxes as well.
+        weights: embedding model version -> its weights file (where its calibration sits), or
+            a function returning that mapping, called when a pair model is first needed
+            (hashing a weights file takes seconds; the first page should not wait for it).
     """
 
     def __init__(
         self,
-        pair_floor: float = PAIR_FLOOR,
-        single_floor: float = SINGLE_FLOOR,
         neighbours: int = NEIGHBOURS,
-        ef_search: int = 100,
+        sighting_neighbours: int = SIGHTING_NEIGHBOURS,
         classes: bool = True,
+        strays: bool = True,
+        weights=None,
     ):
-        self.pair_floor = pair_floor
-        self.single_floor = single_floor
         self.neighbours = neighbours
-        self.ef_search = ef_search
+        self.sighting_neighbours = sighting_neighbours
         self.classes = classes
+        self.strays = strays
+        self._weights = weights
+        self.lock = threading.RLock()
+        self.ready = threading.Event()  # set once the first ranking is built
         self._signature: dict[int, tuple] = {}
-        self._pairs: dict[tuple[int, int], float] = {}
-        self._shared_photo: set[tuple[int, int]] = set()
+        self._evidence: dict[int, DeerEvidence] = {}
+        self._means = _Rows(np.float32)
+        self._sightings = _Rows(np.float16)
+        self._mean_nn: dict[int, list[int]] = {}  # deer -> nearest deer
+        self._mean_rev: dict[int, set[int]] = {}  # deer -> deer listing it
+        self._det_nn: dict[int, list[int]] = {}  # detection -> nearest detections (other deer)
+        self._det_rev: dict[int, set[int]] = {}
+        self._rank = Ranking(len(FEATURES))
+        self._keys_of: dict[int, set] = {}  # deer -> its candidates' keys in the ranking
+        self._pairs: dict[tuple[int, int], tuple[float, bool]] = {}  # -> (cosine, shared photo)
+        self._stray: dict[int, list[tuple[tuple, float]]] = {}  # deer -> parts (dets, cosine)
+        self._learners: dict[str, Learner] = {}
+        self._touched: set[int] = set()
+        self._monochrome: bool | None = None
         self._doubts: dict[int, tuple[str, float, dict]] = {}
         self._detections_seen: tuple | None = None
-        self._open: list | None = None
-        self._open_key: tuple | None = None
+        self._doubt_order: list[int] = []
+        self._corrected_key: object = None
+        self._doubt_rows = np.zeros(0, dtype=np.int64)
+        self._doubt_corrected = np.zeros(0, dtype=bool)
+        self._rows_seen = -1
+        self._generation = 0  # counts refreshes that changed anything
+        self._hidden_key: object = None
+        self._digest: tuple | None = None
+        self._blocked_keys: list = []
         self.last_total = 0
 
+    # -- the model ------------------------------------------------------------------------
+    def learner(self, cur, model_version: str) -> Learner:
+        """The pair model (and its examples) of an embedding model version, loaded once."""
+        if callable(self._weights):
+            self._weights = self._weights()
+        if model_version not in self._learners:
+            self._learners[model_version] = Learner.load(
+                cur, model_version, dict(self._weights or {}).get(model_version)
+            )
+        return self._learners[model_version]
+
+    def learners(self) -> dict[str, Learner]:
+        """The pair models loaded so far, by embedding model version."""
+        return dict(self._learners)
+
+    def rescore(self, cur, model_version: str | None = None) -> None:
+        """Score the candidates (of one model version) again with the current pair model."""
+        versions = [model_version] if model_version else list(self._rank.versions)
+        models = {v: self.learner(cur, v) for v in versions if v is not None}
+        self._rank.score(models, everything=True)
+
+    def touch(self, deer_ids) -> None:
+        """Mark deer a decision changed (their evidence is loaded again at the next call)."""
+        self._touched.update(int(d) for d in deer_ids if d is not None)
+
+    # -- keeping up with the database ---------------------------------------------------------
     def refresh(self, cur) -> int:
-        """Bring the neighbour pairs up to date with the deer table; return deer re-queried."""
+        """Bring the candidates up to date with the deer table; return deer re-derived."""
+        cur.execute(_DEER_DIGEST)
+        digest = cur.fetchone()
+        if digest == self._digest and not self._touched:
+            return 0
+        self._digest = digest
         cur.execute(_DEER)
         current = {r[0]: tuple(r[1:]) for r in cur.fetchall()}
-        stale = sorted(i for i, sig in current.items() if self._signature.get(i) != sig)
-        touched = set(stale) | (set(self._signature) - set(current))
-        self._signature = current
-        if not touched:
+        stale = {i for i, sig in current.items() if self._signature.get(i) != sig}
+        stale |= self._touched & set(current)
+        gone = set(self._signature) - set(current)
+        self._touched.clear()
+        if not stale and not gone:
             return 0
-        partners = [p for p in self._pairs if p[0] in touched or p[1] in touched]
-        for pair in partners:
-            self._pairs.pop(pair, None)
-            self._shared_photo.discard(pair)
-        fresh: dict[tuple[int, int], float] = {}
-        keep = [p for p in partners if p[0] in current and p[1] in current]
-        if keep:
-            cur.execute(_SIMILARITY, {"a": [p[0] for p in keep], "b": [p[1] for p in keep]})
-            fresh.update({(a, b): float(s) for a, b, s in cur.fetchall()})
-        cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(self.ef_search),))
-        cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-        by_version: dict[tuple[str, int], list[int]] = {}
-        for i in stale:  # the signature is (sex, model_version, count, sightings, size)
-            by_version.setdefault((current[i][1], current[i][4]), []).append(i)
-        for (version, dim), ids in sorted(by_version.items()):
-            query = _NEIGHBOURS.format(cast=halfvec_cast(dim))
-            for start in range(0, len(ids), 1000):
-                params = {"ids": ids[start : start + 1000], "k": self.neighbours, "mv": version}
-                cur.execute(query, params)
-                for q, n, s in cur.fetchall():
-                    fresh[(min(q, n), max(q, n))] = float(s)
-        fresh = {p: s for p, s in fresh.items() if s >= min(self.pair_floor, self.single_floor)}
-        if fresh:
-            pairs = list(fresh)
-            cur.execute(_SHARED_PHOTO, {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs]})
-            self._shared_photo.update((a, b) for a, b in cur.fetchall())
-        self._pairs.update(fresh)
+        if self._monochrome is None:
+            self._monochrome = has_monochrome(cur)
+        self._signature = current
+        changed = stale | gone
+        for d in changed:
+            old = self._evidence.pop(d, None)
+            if old is not None:
+                for det in old.detections.tolist():
+                    if self._sightings.row.get(det) is not None:
+                        self._sightings.owner[self._sightings.row[det]] = -1
+            self._stray.pop(d, None)
+            for key in self._keys_of.pop(d, set()):
+                self._rank.drop(key)
+                if key[0] == "pair":
+                    self._pairs.pop(key[1:], None)
+                    other = key[1] if key[2] == d else key[2]
+                    self._keys_of.get(other, set()).discard(key)
+        self._means.drop(changed)
+        for d in gone:
+            for n in self._mean_nn.pop(d, []):
+                self._mean_rev.get(n, set()).discard(d)
+        fresh = load_evidence(cur, stale, self._monochrome)
+        self._evidence.update(fresh)
+        ids = sorted(fresh)
+        if ids:
+            self._means.put(ids, np.stack([fresh[d].mean() for d in ids]), ids)
+            for d in ids:
+                ev = fresh[d]
+                self._sightings.put(ev.detections.tolist(), ev.vectors, np.full(len(ev), d))
+        self._nearest_deer(ids)
+        self._nearest_sightings(ids)
+        self._derive_pairs(cur, ids)
+        if self.strays:
+            self._derive_strays(ids)
+        self._rank.set_ranks(_RANK_COLUMNS)
+        versions = set(self._rank.versions) - {None}
+        self._rank.score({v: self.learner(cur, v) for v in versions})
+        self._hidden_key = None  # hide decided candidates again
+        self._generation += 1
         return len(stale)
 
+    def _nearest_deer(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        rows = np.array([self._means.row[d] for d in ids])
+        idx, _ = nearest_other(
+            self._means.matrix[rows],
+            np.array(ids),
+            self._means.matrix[: self._means.used()],
+            self._means.owner[: self._means.used()],
+            self.neighbours,
+        )
+        for d, found in zip(ids, idx, strict=True):
+            for n in self._mean_nn.get(d, []):
+                self._mean_rev.get(n, set()).discard(d)
+            near = [self._means.key[r] for r in found.tolist() if r >= 0]
+            self._mean_nn[d] = near
+            for n in near:
+                self._mean_rev.setdefault(n, set()).add(d)
+
+    def _nearest_sightings(self, ids: list[int]) -> None:
+        """Neighbours of sightings not looked up yet (a detection's neighbours stay valid)."""
+        new = [
+            det
+            for d in ids
+            for det in self._evidence[d].detections.tolist()
+            if det not in self._det_nn
+        ]
+        if not new or self.sighting_neighbours <= 0:
+            return
+        if len(new) > SIGHTING_SCAN_LIMIT:
+            # An exact scan of every sighting against every other grows with the square of the
+            # database (50,000 sightings: 10^13 multiply-adds, minutes on two cores), so a large
+            # database starts from the nearest deer by mean; sightings that arrive later (a
+            # decision's, a run's) are scanned against all.
+            self._det_nn.update((det, []) for det in new)
+            return
+        rows = np.array([self._sightings.row[det] for det in new])
+        used = self._sightings.used()
+        idx, _ = nearest_other(
+            self._sightings.matrix[rows],
+            self._sightings.owner[rows],
+            self._sightings.matrix[:used],
+            self._sightings.owner[:used],
+            self.sighting_neighbours,
+        )
+        for det, found in zip(new, idx, strict=True):
+            near = [self._sightings.key[r] for r in found.tolist() if r >= 0]
+            self._det_nn[det] = near
+            for n in near:
+                self._det_rev.setdefault(n, set()).add(det)
+
+    def _owner(self, det: int) -> int:
+        r = self._sightings.row.get(det)
+        return int(self._sightings.owner[r]) if r is not None else -1
+
+    def _partners(self, d: int) -> set[int]:
+        out = set(self._mean_nn.get(d, [])) | self._mean_rev.get(d, set())
+        for det in self._evidence[d].detections.tolist():
+            out.update(self._owner(n) for n in self._det_nn.get(det, []))
+            out.update(self._owner(n) for n in self._det_rev.get(det, ()))
+        out.discard(d)
+        out.discard(-1)
+        return out
+
+    def _derive_pairs(self, cur, ids: list[int]) -> None:
+        for d in ids:
+            for n in self._partners(d):
+                pair = (min(d, n), max(d, n))
+                if pair in self._pairs or n not in self._evidence:
+                    continue
+                if self._signature[d][1] != self._signature[n][1]:
+                    continue  # different embedding models: not comparable
+                a, b = self._evidence[pair[0]], self._evidence[pair[1]]
+                key = ("pair", *pair)
+                self._rank.put(key, pair_features(a.side(), b.side()), self._signature[d][1], False)
+                shared = bool(np.intersect1d(a.images, b.images).size)
+                self._pairs[pair] = (float(a.mean() @ b.mean()), shared)
+                self._keys_of.setdefault(pair[0], set()).add(key)
+                self._keys_of.setdefault(pair[1], set()).add(key)
+
+    def _derive_strays(self, ids: list[int]) -> None:
+        for d in ids:
+            ev = self._evidence[d]
+            parts = []
+            for rows in stray_groups(ev.vectors, ev.tracklets, STRAY_MIN_SIGHTINGS):
+                rest = np.setdiff1d(np.arange(len(ev)), rows)
+                x = pair_features(ev.side(rows), ev.side(rest))
+                part = ev.vectors[rows].astype(np.float32).sum(axis=0)
+                others = ev.vectors[rest].astype(np.float32).sum(axis=0)
+                norms = max(float(np.linalg.norm(part) * np.linalg.norm(others)), 1e-9)
+                dets = tuple(int(v) for v in ev.detections[rows])
+                key = ("stray", d, len(parts))
+                self._rank.put(key, x, self._signature[d][1], True)
+                self._keys_of.setdefault(d, set()).add(key)
+                parts.append((dets, float(part @ others) / norms))
+            if parts:
+                self._stray[d] = parts
+
+    # -- examples for the model -------------------------------------------------------------
+    def pair_example(self, cur, left: int, right: int) -> tuple[str, np.ndarray] | None:
+        """(model version, features) of two deer as the queue sees them now (None: unknown)."""
+        self.refresh(cur)
+        a, b = self._evidence.get(left), self._evidence.get(right)
+        if a is None or b is None or self._signature[left][1] != self._signature[right][1]:
+            return None
+        x = self._rank.features(("pair", min(left, right), max(left, right)))
+        return self._signature[left][1], x if x is not None else pair_features(a.side(), b.side())
+
+    def split_example(self, cur, deer_id: int, detections) -> tuple[str, np.ndarray] | None:
+        """(model version, features) of some sightings of a deer against the rest of it."""
+        self.refresh(cur)
+        ev = self._evidence.get(deer_id)
+        if ev is None:
+            return None
+        moved = np.isin(ev.detections, np.asarray(list(detections), dtype=np.int64))
+        if moved.all() or not moved.any():
+            return None
+        rows, rest = np.flatnonzero(moved), np.flatnonzero(~moved)
+        wanted = tuple(int(v) for v in ev.detections[rows])
+        for k, (dets, _) in enumerate(self._stray.get(deer_id, [])):
+            if dets == wanted:
+                return self._signature[deer_id][1], self._rank.features(("stray", deer_id, k))
+        return self._signature[deer_id][1], pair_features(ev.side(rows), ev.side(rest))
+
+    # -- the ranked list ------------------------------------------------------------------
     def not_same_pairs(self, cur) -> set[tuple[int, int]]:
         """Pairs of current deer that a person said are not the same animal."""
         cur.execute(_NOT_SAME)
@@ -228,6 +465,29 @@ class ProposalQueue:
             if a != b
         }
 
+    def _decided(self, cur, changed: int) -> None:
+        """Hide candidates a person decided on (not the same; kept parts) when anything changed."""
+        cur.execute("SELECT max(id) FROM review_log")
+        key = cur.fetchone()[0]
+        if not changed and key == self._hidden_key:
+            return
+        self._rank.hide(self._blocked_keys, False)
+        blocked = self.not_same_pairs(cur)
+        kept = {d for k in kept_sightings(cur) for d in k["detections"]}
+        keys = [("pair", *p) for p in blocked]
+        for d in {self._owner(det) for det in kept}:
+            parts = [("stray", d, k) for k in range(len(self._stray.get(d, [])))]
+            held = [key for key in parts if set(self._stray[d][key[2]][0]) <= kept]
+            if not held:
+                continue
+            # The person kept the part most in doubt they were asked about: the parts of this
+            # deer that the model finds at least as likely to belong are not asked either.
+            doubt = min(self._rank.probability(key) for key in held)
+            keys += [key for key in parts if self._rank.probability(key) >= doubt or key in held]
+        self._rank.hide(keys)
+        self._blocked_keys = keys
+        self._hidden_key = key
+
     def proposals(self, cur, skip: set[str] | None = None, limit: int | None = None) -> list:
         """Return the ranked proposals (after a refresh), best first.
 
@@ -236,49 +496,82 @@ class ProposalQueue:
             skip: proposal keys to leave out (skipped in this session).
             limit: return at most this many (``last_total`` says how many there are).
         """
-        changed = self.refresh(cur)
-        skip = skip or set()
-        blocked = self.not_same_pairs(cur)
-        entries: list[tuple] = []
-        for (a, b), sim in self._pairs.items():
-            if (a, b) in blocked:
-                continue
-            sig_a, sig_b = self._signature[a], self._signature[b]
-            sexes = (sig_a[0], sig_b[0])
-            cross = "unknown" not in sexes and sexes[0] != sexes[1]
-            score = sim - (CROSS_SEX_PENALTY if cross else 0.0)
-            floor = self.single_floor if min(sig_a[3], sig_b[3]) <= 1 else self.pair_floor
-            if score >= floor:
-                entries.append((-score, f"pair:{a}:{b}", a, b, sim, sexes))
-        if self.classes:
-            for det, deer_id in self._open_doubts(cur, changed):
-                entries.append((-self._doubts[det][1], f"class:{det}", deer_id, None, None, det))
-        if skip:
-            entries = [e for e in entries if e[1] not in skip]
-        self.last_total = len(entries)
-        top = heapq.nsmallest(limit, entries) if limit is not None else sorted(entries)
-        return [self._proposal(e) for e in top]
+        with self.lock:
+            changed = self.refresh(cur)
+            self.ready.set()
+            self._decided(cur, changed)
+            skip = skip or set()
+            skipped = [self._rank_key(k) for k in skip]
+            doubts, n_doubts = self._open_doubts(cur, limit, skip) if self.classes else ([], 0)
+            best = self._rank.top(None if limit is None else limit, [k for k in skipped if k])
+            self.last_total = self._rank.shown() - len([k for k in skipped if k]) + n_doubts
+            entries = [(-score, self._name(key), key, p) for key, score, p in best]
+            entries += [(score, name, deer_id, None) for score, name, deer_id in doubts[:limit]]
+            top = heapq.nsmallest(limit, entries) if limit is not None else sorted(entries)
+            return [self._proposal(e) for e in top]
+
+    def _name(self, key: tuple) -> str:
+        if key[0] == "pair":
+            return f"pair:{key[1]}:{key[2]}"
+        return f"stray:{key[1]}:{self._stray[key[1]][key[2]][0][0]}"
+
+    def _rank_key(self, name: str):
+        kind, *rest = name.split(":")
+        if kind == "pair":
+            return ("pair", int(rest[0]), int(rest[1]))
+        if kind == "stray":
+            d, first = int(rest[0]), int(rest[1])
+            for k, (dets, _) in enumerate(self._stray.get(d, [])):
+                if dets[0] == first:
+                    return ("stray", d, k)
+        return None
 
     def _proposal(self, entry: tuple) -> Proposal:
-        score, key, left, right, sim, extra = entry
-        if right is None:
-            class_name, _, votes = self._doubts[extra]
+        score, name, key, p = entry
+        if name.startswith("class:"):
+            det = int(name.split(":")[1])
+            class_name, wrong, votes = self._doubts[det]
             return Proposal(
-                "class", key, -score, left, detection=extra, class_name=class_name, votes=votes
+                "class", name, wrong, key, detection=det, class_name=class_name, votes=votes
             )
+        if key[0] == "stray":
+            d = key[1]
+            dets, cosine = self._stray[d][key[2]]
+            return Proposal(
+                "stray",
+                name,
+                -score,
+                d,
+                probability=1.0 - p,
+                similarity=cosine,
+                detection=dets[0],
+                detections=dets,
+                sexes=(self._signature[d][0],),
+            )
+        _, left, right = key
+        sim, shared = self._pairs[(left, right)]
         return Proposal(
             "pair",
-            key,
+            name,
             -score,
             left,
             right,
+            probability=p,
             similarity=sim,
-            sexes=extra,
-            shared_photos=(left, right) in self._shared_photo,
+            sexes=(self._signature[left][0], self._signature[right][0]),
+            shared_photos=shared,
         )
 
-    def _open_doubts(self, cur, changed: int) -> list[tuple[int, int]]:
-        """(detection, deer) of doubtful detections not corrected yet, cached between decisions."""
+    def _open_doubts(self, cur, limit: int | None, skip) -> tuple[list, int]:
+        """The best ``limit`` doubtful detections not corrected yet and how many are open.
+
+        The doubts are a property of the detections (read once per set of detections, kept
+        sorted); whether one is still open (it has a sighting, nobody corrected it) is read from
+        the sightings the queue holds and the corrections, read again only after a decision.
+
+        Returns:
+            ([(-P wrong, key, deer)], number open).
+        """
         cur.execute("SELECT count(*), max(id) FROM detections")
         detections_seen = cur.fetchone()
         cur.execute("SELECT max(id) FROM review_log")
@@ -287,20 +580,40 @@ class ProposalQueue:
             cur.execute(_DOUBTFUL_CLASSES, {"low": LOW_CONFIDENCE, "margin": CLASS_MARGIN})
             self._doubts = {}
             for det, class_name, confidence, votes in cur.fetchall():
-                margin = class_margin(votes)
-                doubt = 1.0 - (margin if margin is not None else float(confidence))
                 shown = votes or {class_name: round(float(confidence), 3)}
+                total = sum(max(float(v), 0.0) for v in shown.values())
+                if votes and total > 0:  # P(the detector's class is wrong) by its own scores
+                    wrong = 1.0 - max(float(v) for v in votes.values()) / total
+                else:
+                    wrong = 1.0 - float(confidence)
                 ordered = {k: shown[k] for k in sorted(shown, key=lambda c: -float(shown[c]))}
-                # between the surest pairs and the rest: a wrong sex blocks merges
-                self._doubts[det] = (class_name, 0.5 + 0.4 * doubt, ordered)
+                self._doubts[det] = (class_name, wrong, ordered)
+            self._doubt_order = sorted(self._doubts, key=lambda d: (-self._doubts[d][1], d))
+            self._doubt_rows = np.zeros(0, dtype=np.int64)
             self._detections_seen = detections_seen
-            self._open = None
-        key = (log_seen, detections_seen)
-        if changed or self._open is None or self._open_key != key:
-            if self._doubts:
-                cur.execute(_OPEN_DOUBTS, (sorted(self._doubts),))
-                self._open = cur.fetchall()
-            else:
-                self._open = []
-            self._open_key = key
-        return self._open
+            self._corrected_key = None
+        if self._corrected_key != log_seen or len(self._doubt_corrected) != len(self._doubt_order):
+            cur.execute("SELECT detection_id FROM detection_corrections")
+            corrected = {r[0] for r in cur.fetchall()}
+            self._doubt_corrected = np.array([d in corrected for d in self._doubt_order], bool)
+            self._corrected_key = log_seen
+        if len(self._doubt_rows) != len(self._doubt_order) or self._rows_seen != len(
+            self._sightings.row
+        ):  # the sightings' rows of the doubtful detections (a row never moves)
+            self._doubt_rows = np.array(
+                [self._sightings.row.get(d, -1) for d in self._doubt_order], dtype=np.int64
+            )
+            self._rows_seen = len(self._sightings.row)
+        owners = np.where(
+            self._doubt_rows >= 0, self._sightings.owner[np.maximum(self._doubt_rows, 0)], -1
+        )
+        open_idx = np.flatnonzero((owners >= 0) & ~self._doubt_corrected)
+        out = []
+        for i in open_idx.tolist():
+            det = self._doubt_order[i]
+            key = f"class:{det}"
+            if key not in skip:
+                out.append((-self._doubts[det][1], key, int(owners[i])))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out, len(open_idx)

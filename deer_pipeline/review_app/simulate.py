@@ -3,11 +3,14 @@
 It measures the ranking: how few decisions a person needs to reach clean identities. Stored
 detections are matched to true boxes as ``reid.metrics`` does (IoU, per image); a deer stands for
 the true individual most of its matched sightings show (a deer made only of duplicate boxes of an
-animal stands for that animal). The queue is answered in the order the page shows it, each answer
-applied by ``apply_decision`` (the call behind the page's keys): same individual -> merge (saying
-the class when the sexes differ), different or no true animal -> not the same, a class question
--> the true class (``not-deer`` for a box on no animal). It stops when the queue is empty or
-after ``max_decisions``.
+animal stands for that animal). The queue is answered in the order the page shows it (the truth
+never chooses what is asked), each answer applied by ``decide`` (the call behind the page's
+keys, which also refits the pair model): same individual -> merge (saying the class when the
+sexes differ), different or no true animal -> not the same, a stray box -> split it off when it
+shows another individual than its deer, else keep it, a class question -> the true class
+(``not-deer`` for a box on no animal). It stops where a person following the page would: when
+the page suggests stopping (the last ``STOP_AFTER`` proposals were all "no"), when the queue is
+empty, or after ``max_decisions``.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from pathlib import Path
 
 from deer_pipeline.reid.matching import MatchConfig
 from deer_pipeline.reid.metrics import IOU_MATCH, evaluate_database, load_truth, match_boxes
-from deer_pipeline.reid.review import ReviewError
+from deer_pipeline.reid.review import ReviewError, deer_state, no_streak
 from deer_pipeline.reid.tracklets import box_iou
-from deer_pipeline.review_app.decide import Decision, apply_decision
-from deer_pipeline.review_app.queue import Proposal, ProposalQueue
+from deer_pipeline.review_app.decide import Decision, decide
+from deer_pipeline.review_app.queue import STOP_AFTER, Proposal, ProposalQueue
 
 
 def truth_of_detections(cur, truth_path: str | Path) -> dict[int, tuple[str, str]]:
@@ -74,8 +77,6 @@ def _individual(cur, deer_id: int, truth: dict, duplicates: dict) -> str | None:
 
 def answer(cur, proposal: Proposal, truth: dict, duplicates: dict) -> Decision:
     """What a reviewer who knows the truth answers to one proposal."""
-    from deer_pipeline.reid.review import deer_state
-
     expect = deer_state(cur, proposal.deer)
     if proposal.kind == "class":
         true_class = truth.get(proposal.detection, (None, "not-deer"))[1]  # duplicates too
@@ -84,6 +85,29 @@ def answer(cur, proposal: Proposal, truth: dict, duplicates: dict) -> Decision:
             proposal.left,
             detection=proposal.detection,
             class_name=true_class,
+            expect=expect,
+        )
+    if proposal.kind == "stray":
+        part = set(proposal.detections)
+        cur.execute("SELECT detection_id FROM sightings WHERE deer_id = %s", (proposal.left,))
+        rest = [r[0] for r in cur.fetchall() if r[0] not in part]
+        shows = Counter(truth[d][0] for d in part if d in truth)
+        others = Counter(truth[d][0] for d in rest if d in truth)
+        if not shows and len(part) == 1:  # a box on no animal at all
+            return Decision(
+                "class",
+                proposal.left,
+                detection=proposal.detection,
+                class_name="not-deer",
+                expect=expect,
+            )
+        split = bool(shows and others) and (
+            shows.most_common(1)[0][0] != others.most_common(1)[0][0]
+        )
+        return Decision(
+            "split" if split else "keep",
+            proposal.left,
+            detections=tuple(sorted(part)),
             expect=expect,
         )
     left = _individual(cur, proposal.left, truth, duplicates)
@@ -112,8 +136,10 @@ def simulate(
     """Answer the queue from the ground truth until it is empty; return counts and quality.
 
     Returns:
-        ``decisions``, ``merges``, ``not_same``, ``class_corrections``, ``not_deer`` (whole
-        deer that are no animal), ``refused``,
+        ``decisions``, ``merges``, ``not_same``, ``splits``, ``kept`` (stray boxes that
+        belong), ``class_corrections``, ``not_deer`` (whole deer that are no animal),
+        ``refused``, ``stopped`` (``suggested``: the page suggested stopping; ``empty``;
+        ``limit``),
         ``deer_before``, ``deer_after``, ``deer_true``, ``bcubed_precision``,
         ``bcubed_recall`` (after), the same two before, ``budget`` (1.5 x (deer found -
         deer true) + 10, from before) and ``seconds``.
@@ -127,10 +153,15 @@ def simulate(
     conn.rollback()
     counts = Counter()
     skip: set[str] = set()
+    stopped = "limit"
     while max_decisions is None or counts["decisions"] < max_decisions:
         with conn.cursor() as cur:
+            if no_streak(cur, STOP_AFTER) >= STOP_AFTER:
+                stopped = "suggested"
+                break
             top = queue.proposals(cur, skip=skip, limit=1)
             if not top:
+                stopped = "empty"
                 break
             decision = answer(cur, top[0], truth, duplicates)
         conn.rollback()
@@ -138,12 +169,18 @@ def simulate(
         if trace is not None:
             trace.append((top[0].key, round(top[0].score, 3), decision.answer))
         try:
-            result = apply_decision(conn, decision, reviewer, match)
+            result = decide(conn, queue, decision, reviewer, match)
         except ReviewError:
             counts["refused"] += 1
             skip.add(top[0].key)
             continue
-        kinds = {"merge": "merges", "not_same": "not_same", "correct": "class_corrections"}
+        kinds = {
+            "merge": "merges",
+            "not_same": "not_same",
+            "split": "splits",
+            "keep": "kept",
+            "correct": "class_corrections",
+        }
         counts[kinds.get(result["action"], result["action"])] += 1
     with conn.cursor() as cur:
         after = evaluate_database(cur, truth_path)
@@ -152,9 +189,12 @@ def simulate(
         "decisions": counts["decisions"],
         "merges": counts["merges"],
         "not_same": counts["not_same"],
+        "splits": counts["splits"],
+        "kept": counts["kept"],
         "class_corrections": counts["class_corrections"],
         "not_deer": counts["not_deer"],
         "refused": counts["refused"],
+        "stopped": stopped,
         "deer_before": before.deer_found,
         "deer_after": after.deer_found,
         "deer_true": after.deer_true,

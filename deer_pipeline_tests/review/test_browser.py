@@ -1,8 +1,10 @@
 """The review app as a person uses it: a real ``deer-pipeline review`` and headless Chromium.
 
-Keys only: M merges the first proposal, N answers "not the same" (remembered: never proposed
-again), U undoes it (the pair comes back), a reload shows the same state; Ctrl-C stops the
-server with no process left behind. Screenshots go to the ``artifacts`` folder.
+The first ranking is built in the background (the page says so, then shows the best proposal
+with its likelihood in words). Keys only: M merges the first proposal, N answers "not the same"
+(remembered: never proposed again), U undoes it (the pair comes back), a reload shows the same
+state; Ctrl-C stops the server with no process left behind. Screenshots go to the
+``artifacts`` folder.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
+from deer_pipeline.review_app.learning import WORDS
 from deer_pipeline.review_app.queue import ProposalQueue
 from deer_pipeline_tests.chromium import headless_chromium
 
@@ -101,8 +104,12 @@ def _current(browser) -> str | None:
 def test_keyboard_review(review_server, browser, herd, artifacts):
     proc, url = review_server
     browser.get(url + "/")
+    WebDriverWait(browser, 60).until(lambda d: _current(d) is not None)  # ranking built
     first = _current(browser)
     assert first and first.startswith("pair:")
+    words = browser.find_element("id", "likelihood").text
+    assert words in {w for _, w in WORDS}
+    assert browser.find_elements("id", "stop") == []  # no "you may stop" before any answer
     assert browser.save_screenshot(str(artifacts / "review-queue.png"))
     _key(browser, "m")
     assert "Merged deer" in _wait_message(browser, "Merged")

@@ -26,7 +26,7 @@ def _pairs(conn) -> list[tuple[int, int]]:
     with conn.cursor() as cur:
         found = ProposalQueue(classes=False).proposals(cur)
     conn.rollback()
-    return [p.deer for p in found]
+    return [p.deer for p in found if p.kind == "pair"]
 
 
 def _animal_deer(herd) -> dict[str, set[int]]:
@@ -52,8 +52,11 @@ def test_queue_proposes_the_fragments_first(herd):
     pairs = _pairs(herd["conn"])
     fragments = {tuple(sorted(animals["A"])), tuple(sorted(animals["B"]))}
     assert set(pairs[:2]) == fragments
-    # doe A and buck B are never proposed together (sex), nor anything with itself
-    assert all(not ({a, b} & animals["A"] and {a, b} & animals["B"]) for a, b in pairs)
+    # no floor and any sex: doe A and buck B are asked too (the detector's class is often
+    # wrong), ranked after the fragments; nothing is paired with itself
+    cross = [p for p in pairs if set(p) & animals["A"] and set(p) & animals["B"]]
+    assert cross and min(pairs.index(p) for p in cross) >= 2
+    assert all(a != b for a, b in pairs)
 
 
 def test_merge_not_same_and_undo_survive_later_runs(herd):
@@ -204,7 +207,7 @@ def test_merge_of_duplicate_boxes_keeps_the_best_box_per_photo(clean_db):
         pairs = _pairs(conn)
         assert len(pairs) == 1
         with conn.cursor() as cur:
-            queue = ProposalQueue(classes=False)
+            queue = ProposalQueue(classes=False, strays=False)
             (proposal,) = queue.proposals(cur)
             assert proposal.shared_photos and proposal.cross_sex
         conn.rollback()

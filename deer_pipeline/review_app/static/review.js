@@ -14,8 +14,8 @@
     return false;
   }
   var keys = {
-    m: function () { return submit("merge"); },
-    n: function () { return submit("not_same"); },
+    m: function () { return submit("merge", "keep"); },
+    n: function () { return submit("not_same", "stray-split"); },
     u: function () { return submit("undo"); },
     s: function () { return follow("skip"); },
     d: function () { return submit("class-doe", "merge-doe"); },
