@@ -14,6 +14,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DETECTOR_WEIGHTS = PROJECT_ROOT / "models" / "deer_detector_demo.pt"
 DEFAULT_REID_WEIGHTS = PROJECT_ROOT / "models" / "deer_reid_resnet50.pt"
 DEFAULT_DEVICE = "auto"
+DEFAULT_PRECISION = "auto"
 
 
 def is_set(name: str) -> bool:
@@ -60,3 +61,11 @@ def reid_weights() -> str:
 def device_spec() -> str:
     """Return the compute device spec (``DEER_DEVICE``): ``auto``, ``cpu``, ``cuda``, ``cuda:N``."""
     return os.environ.get("DEER_DEVICE", "").strip() or DEFAULT_DEVICE
+
+
+def precision_spec() -> str:
+    """Return the models' arithmetic (``DEER_PRECISION``): ``auto``, ``fp32``, ``bf16``, ``fp16``.
+
+    ``auto`` is resolved per device by :func:`deer_pipeline.vision.runtime.resolve_precision`.
+    """
+    return os.environ.get("DEER_PRECISION", "").strip() or DEFAULT_PRECISION
