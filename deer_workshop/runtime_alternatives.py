@@ -76,8 +76,10 @@ def _detectors(weights: str, work: Path) -> dict[str, Detector]:
 
     local = work / "detector.pt"
     shutil.copyfile(weights, local)
+    threads = torch.get_num_threads()
     onnx_path = YOLO(str(local)).export(format="onnx", dynamic=True, simplify=True)
     ov_dir = YOLO(str(local)).export(format="openvino", dynamic=True)
+    torch.set_num_threads(threads)  # ultralytics' select_device sets CPUs - 1 (1 on 2 cores)
     base = dict(device="cpu", batch_size=8)
     dets = {
         "torch_fp32": Detector(DetectorConfig(weights, precision="fp32", **base)),
@@ -92,11 +94,16 @@ def _detectors(weights: str, work: Path) -> dict[str, Detector]:
     dets["onnxruntime"] = ort_det
     core = ov.Core()
     xml = next(Path(ov_dir).glob("*.xml"))
-    compiled = core.compile_model(core.read_model(xml), "CPU")
+    compiled = core.compile_model(core.read_model(xml), "CPU", _ov_config())
     ov_det = Detector(DetectorConfig(weights, precision="fp32", **base))
     ov_det.model = _Exported(lambda x: compiled(x)[0])
     dets["openvino"] = ov_det
     return dets
+
+
+def _ov_config() -> dict:
+    """OpenVINO's CPU plugin on as many threads as torch (its default precision hint kept)."""
+    return {"INFERENCE_NUM_THREADS": torch.get_num_threads()}
 
 
 def _embedders(weights: str, work: Path) -> dict[str, object]:
@@ -119,7 +126,7 @@ def _embedders(weights: str, work: Path) -> dict[str, object]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    compiled = ov.Core().compile_model(ov.convert_model(str(onnx_path)), "CPU")
+    compiled = ov.Core().compile_model(ov.convert_model(str(onnx_path)), "CPU", _ov_config())
 
     def exported(run):
         def embed(crops: torch.Tensor) -> np.ndarray:
@@ -145,7 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sample", default=None, help="folder of JPGs (default: bench sample)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads of every backend (default torch's); 1 is fairer on a busy machine",
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     os.environ.setdefault("YOLO_OFFLINE", "1")
     if args.sample:
         paths = sorted(Path(args.sample).rglob("*.JPG"))[: args.images]
