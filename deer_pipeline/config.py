@@ -14,6 +14,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DETECTOR_WEIGHTS = PROJECT_ROOT / "models" / "deer_detector_demo.pt"
 DEFAULT_REID_WEIGHTS = PROJECT_ROOT / "models" / "deer_reid_resnet50.pt"
 DEFAULT_DEVICE = "auto"
+DEFAULT_PRECISION = "auto"
 
 
 def is_set(name: str) -> bool:
@@ -93,3 +94,11 @@ def export(name: str, value: str, *, keep_existing: bool = False) -> None:
         os.environ.setdefault(name, value)
     else:
         os.environ[name] = value
+
+
+def precision_spec() -> str:
+    """Return the models' arithmetic (``DEER_PRECISION``): ``auto``, ``fp32``, ``bf16``, ``fp16``.
+
+    ``auto`` is resolved per device by :func:`deer_pipeline.vision.runtime.resolve_precision`.
+    """
+    return os.environ.get("DEER_PRECISION", "").strip() or DEFAULT_PRECISION

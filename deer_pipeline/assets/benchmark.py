@@ -67,6 +67,8 @@ def benchmark(
     metadata = {key: result[key] for key in PLOTTED if result.get(key) is not None}
     metadata.update(
         device=result["device"],
+        detector_precision=result["detector_precision"],
+        embedder_precision=result["embedder_precision"],
         benchmark_run_id=result["benchmark_run_id"],
         throughput_plot=dg.MetadataValue.path(str(plot)),
         details=dg.MetadataValue.json(result),

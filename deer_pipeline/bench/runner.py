@@ -252,6 +252,8 @@ def run_benchmark(
     result = {
         "images": len(records),
         "device": device_name(detector.device),
+        "detector_precision": detector.precision,
+        "embedder_precision": embedder.precision,
         "detector_version": detector.model_version,
         "embedder_version": embedder.model_version,
         "decode_long_side": long_side,

@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from deer_pipeline.vision.runtime import PRECISIONS
+
 
 def _positive(text: str) -> int:
     value = int(text)
@@ -28,6 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_positive,
         default=2,
         help="passes of each kind; the best counts (default 2)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="the models' arithmetic (default DEER_PRECISION, else auto: bf16 on CPUs with "
+        "bfloat16 units, fp16 on CUDA, else fp32)",
     )
     parser.add_argument(
         "--plot",
@@ -51,10 +60,12 @@ def _materialize(args: argparse.Namespace) -> dict:
 
     instance = dg.DagsterInstance.get()
     release_dead_cli_runs(instance)
+    models = {"config": {"precision": args.precision}}
     result = dg.execute_job(
         dg.reconstructable(benchmark_job_def),
         instance=instance,
         run_config={
+            **({"resources": {"detector": models, "embedder": models}} if args.precision else {}),
             "ops": {
                 "benchmark": {
                     "config": {
@@ -102,11 +113,16 @@ def bench_command(args: argparse.Namespace) -> int:
         from deer_pipeline.resources.models import DetectorResource, EmbedderResource
 
         device = config.device_spec()
+        precision = args.precision or config.precision_spec()
         paths = ensure_sample(config.deer_home() / "bench", BenchSample(images=args.images))
         result = run_benchmark(
             urls,
-            DetectorResource(weights=config.detector_weights(), device=device).get(),
-            EmbedderResource(weights=config.reid_weights(), device=device).get(),
+            DetectorResource(
+                weights=config.detector_weights(), device=device, precision=precision
+            ).get(),
+            EmbedderResource(
+                weights=config.reid_weights(), device=device, precision=precision
+            ).get(),
             paths,
             args.batch_size,
             args.repeats,

@@ -3,8 +3,8 @@
 :func:`project_resources` is what the code location binds: each setting the environment may
 change is declared as ``dg.EnvVar(NAME)`` when ``NAME`` is set (Dagster resolves it in the process
 that runs the step, and the launchpad shows which variable) and otherwise left at the resource's
-visible default (the committed models, device ``auto``). The image root and the database, whose
-defaults live under ``DEER_HOME``, resolve that default when used.
+visible default (the committed models, device and precision ``auto``). The image root and the
+database, whose defaults live under ``DEER_HOME``, resolve that default when used.
 """
 
 import dagster as dg
@@ -27,8 +27,9 @@ def project_resources() -> dict[str, dg.ConfigurableResource]:
     from deer_pipeline.resources.models import DetectorResource, EmbedderResource
     from deer_pipeline.resources.survey import SurveyResource
 
-    detector = _from_env(weights="DEER_DETECTOR_WEIGHTS", device="DEER_DEVICE")
-    embedder = _from_env(weights="DEER_REID_WEIGHTS", device="DEER_DEVICE")
+    common = {"device": "DEER_DEVICE", "precision": "DEER_PRECISION"}
+    detector = _from_env(weights="DEER_DETECTOR_WEIGHTS", **common)
+    embedder = _from_env(weights="DEER_REID_WEIGHTS", **common)
     return {
         "database": DatabaseResource(**_from_env(url="DEER_DATABASE_URL")),
         "image_root": ImageRootResource(**_from_env(root="DEER_IMAGE_ROOT")),

@@ -1,12 +1,13 @@
 """The detector and the re-ID embedder as Dagster resources, loaded once per run.
 
-Every field has a visible default (the committed models, device ``auto``); the definitions declare
-a field as ``EnvVar("DEER_DETECTOR_WEIGHTS")``, ``EnvVar("DEER_REID_WEIGHTS")`` or
-``EnvVar("DEER_DEVICE")`` when that variable is set (``deer_pipeline/resources/__init__.py``), and
-run config may override any field. ``model_version()`` names the configured weights' version
-without loading them (``deer_pipeline/model_versions.py``). Models load in
-``setup_for_execution``; a model that cannot load fails only the steps that use it (a
-detections-only run does not need re-ID weights), with the loader's own error.
+Every field has a visible default (the committed models, device and precision ``auto``); the
+definitions declare a field as ``EnvVar("DEER_DETECTOR_WEIGHTS")``, ``EnvVar("DEER_REID_WEIGHTS")``,
+``EnvVar("DEER_DEVICE")`` or ``EnvVar("DEER_PRECISION")`` when that variable is set
+(``deer_pipeline/resources/__init__.py``), and run config may override any field.
+``model_version()`` names the configured weights' version without loading them
+(``deer_pipeline/model_versions.py``). Models load in ``setup_for_execution``; a model that cannot
+load fails only the steps that use it (a detections-only run does not need re-ID weights), with the
+loader's own error.
 """
 
 import dagster as dg
@@ -17,6 +18,11 @@ from deer_pipeline.model_versions import weights_version
 from deer_pipeline.vision.backbones import EmbedderWeightsError, parse_spec, weights_file
 from deer_pipeline.vision.detector import Detector, DetectorConfig
 from deer_pipeline.vision.embedder import Embedder, EmbedderConfig
+
+PRECISION_HELP = (
+    "The model's arithmetic: auto (fp16 on CUDA, bf16 on a CPU with bfloat16 units - AMX or "
+    "AVX-512 BF16 - else fp32), fp32, bf16 or fp16 (DEER_PRECISION when set)"
+)
 
 
 class _ModelResource(dg.ConfigurableResource):
@@ -55,6 +61,10 @@ class DetectorResource(_ModelResource):
     device: str = Field(
         default=config.DEFAULT_DEVICE, description="auto, cpu, cuda, cuda:N (DEER_DEVICE when set)"
     )
+    precision: str = Field(
+        default=config.DEFAULT_PRECISION,
+        description=PRECISION_HELP,
+    )
     conf: float = Field(default=0.25, description="Confidence threshold")
     iou: float = Field(default=0.7, description="NMS IoU threshold")
     imgsz: int = Field(default=640, description="Inference size (long side)")
@@ -74,6 +84,7 @@ class DetectorResource(_ModelResource):
             imgsz=self.imgsz,
             batch_size=self.batch_size,
             device=self.device,
+            precision=self.precision,
         )
 
     def model_version(self) -> str:
@@ -99,6 +110,10 @@ class EmbedderResource(_ModelResource):
     device: str = Field(
         default=config.DEFAULT_DEVICE, description="auto, cpu, cuda, cuda:N (DEER_DEVICE when set)"
     )
+    precision: str = Field(
+        default=config.DEFAULT_PRECISION,
+        description=PRECISION_HELP,
+    )
     batch_size: int | None = Field(
         default=None, description="Crops per forward pass; default 64 on CUDA, 16 on CPU"
     )
@@ -114,6 +129,7 @@ class EmbedderResource(_ModelResource):
         return EmbedderConfig(
             weights=self.weights,
             device=self.device,
+            precision=self.precision,
             batch_size=self.batch_size,
             margin=self.margin,
             input_size=self.input_size,

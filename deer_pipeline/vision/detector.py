@@ -1,14 +1,23 @@
 """Batched deer detection with an ultralytics model on pre-decoded arrays, on the model's device.
 
-``YOLO.predict`` decodes, letterboxes and post-processes in the calling thread, one call at a
-time, on the host. Here the model is loaded once (fused, fp16 on CUDA); decode workers hand over
-ready uint8 tensors (pinned host memory on CUDA); each image is uploaded once, and letterboxing
+``YOLO.predict`` decodes, letterboxes and post-processes in the calling thread, one call at a time,
+on the host. Here the model is loaded once (fused; fp16 on CUDA, bf16 autocast on a CPU with
+bfloat16 units, see :func:`~deer_pipeline.vision.runtime.resolve_precision`); decode workers hand
+over ready uint8 tensors (pinned host memory on CUDA); each image is uploaded once, and letterboxing
 (ultralytics' ``LetterBox`` geometry, bilinear resize, grey padding), scaling to 0..1 and
 channels-last happen on the device, for the whole batch; NMS runs for the whole batch on the device
 too, and one copy per batch brings the kept boxes to the host. The same functions run on a CPU
 device. Boxes are mapped with ultralytics' ``scale_boxes`` to the (possibly reduced) decoded array
 and then to full-size upright pixels, and clipped; they match ``predict`` on the same pixels (the
 resize differs from OpenCV's by rounding only).
+
+In bf16 (or fp16 on the CPU) the network runs under ``torch.autocast`` with channels-last
+weights; the head's box decoding (DFL, anchors, strides) and class sigmoid, NMS and box scaling run
+in fp32: bf16 keeps 8 bits of mantissa, so box coordinates near 640 computed in bf16 move by up to
+2-4 pixels. Measured on the committed model, 2 CPU threads, against fp32 (IoU of each fp32 box with
+its bf16 twin): everything in bf16, 14.5 ms/image, worst IoU 0.908 on a synthetic world and 0.862
+on the real photos; decoding in fp32, 16.8 ms, 0.979 and 0.865; the whole head in fp32 (its
+convolutions too), 20.7 ms, 0.980 and 0.867 (fp32: 34 ms). Decoding in fp32 is the default.
 
 NMS is class-agnostic by default (issue 12): the deer classes look alike, and per-class NMS left
 one animal with two boxes of different classes (phantom deer the identity step had to keep apart).
@@ -29,7 +38,12 @@ import torch.nn.functional as F
 
 from deer_pipeline.compat.ultralytics import import_ultralytics
 from deer_pipeline.vision.decode import DecodedImage
-from deer_pipeline.vision.runtime import file_version, resolve_device
+from deer_pipeline.vision.runtime import (
+    AUTOCAST_DTYPES,
+    file_version,
+    resolve_device,
+    resolve_precision,
+)
 
 
 @dataclass(frozen=True)
@@ -47,8 +61,13 @@ class DetectorConfig:
         batch_size: images per forward pass.
         max_det: most boxes kept per image.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        half: fp16 inference; None means fp16 on CUDA and fp32 on the CPU.
-        channels_last: channels-last weights; None is ultralytics' default (on for x86 CPUs).
+        precision: ``auto`` (fp16 on CUDA, bf16 on a CPU with bfloat16 units, else fp32),
+            ``fp32``, ``bf16`` or ``fp16``: fp16 on CUDA holds fp16 weights; otherwise reduced
+            precision is autocast around the network, with the detect head in fp32.
+        head_fp32: under autocast, run the whole detect head in fp32 (its convolutions too);
+            False runs only its box decoding and sigmoid in fp32 (as tight, 20% faster).
+        channels_last: channels-last weights; None is ultralytics' default (on for x86 CPUs),
+            always on under autocast on the CPU.
     """
 
     weights: str
@@ -60,7 +79,8 @@ class DetectorConfig:
     batch_size: int = 16
     max_det: int = 300
     device: str = "auto"
-    half: bool | None = None
+    precision: str = "auto"
+    head_fp32: bool = False
     channels_last: bool | None = None
 
 
@@ -124,13 +144,14 @@ class Detector:
     """An ultralytics detector loaded once; thread-safe ``prepare``, batched ``detect``."""
 
     def __init__(self, config: DetectorConfig):
-        """Load the weights (fused; fp16 on CUDA).
+        """Load the weights (fused; fp16 on CUDA, bf16 autocast on CPUs with bfloat16 units).
 
         Args:
-            config: weights path, thresholds, device and batch size.
+            config: weights path, thresholds, device, precision and batch size.
 
         Raises:
             FileNotFoundError: the weights file does not exist.
+            PrecisionError: an unknown precision.
         """
         import_ultralytics()  # offline, no analytics, Pillow's Image.open restored
         from ultralytics.nn.autobackend import AutoBackend
@@ -139,7 +160,13 @@ class Detector:
             raise FileNotFoundError(f"detector weights not found: {config.weights}")
         self.config = config
         self.device = resolve_device(config.device)
-        self.half = (self.device.type == "cuda") if config.half is None else config.half
+        self.precision = resolve_precision(config.precision, self.device)
+        # fp16 weights on CUDA (as ultralytics does); autocast otherwise
+        self.half = self.precision == "fp16" and self.device.type == "cuda"
+        self.autocast = AUTOCAST_DTYPES.get(self.precision) if not self.half else None
+        channels_last = config.channels_last
+        if self.autocast is not None and self.device.type == "cpu":
+            channels_last = True  # oneDNN's fast bf16 convolutions want NHWC
         self.model_version = file_version(config.weights)
         self.model = AutoBackend(
             model=config.weights,
@@ -147,10 +174,12 @@ class Detector:
             fp16=self.half,
             fuse=True,
             verbose=False,
-            channels_last=config.channels_last,
+            channels_last=channels_last,
         )
         self.model.eval()
         self.half = bool(self.model.fp16)
+        if self.autocast is not None:
+            _head_in_fp32(self.model, self.device.type, whole=config.head_fp32)
         self.names: dict[int, str] = dict(self.model.names)
         stride = self.model.stride
         self.stride = int(max(stride)) if hasattr(stride, "__iter__") else int(stride)
@@ -264,7 +293,10 @@ class Detector:
         from ultralytics.utils import nms, ops
 
         x = self._letterbox(pixels)
-        preds = self.model(x)
+        with torch.autocast(
+            self.device.type, self.autocast or torch.float32, enabled=self.autocast is not None
+        ):
+            preds = self.model(x)
         rows, counts, with_scores = self._suppress(preds, nms)
         out = []
         for item, det in zip(items, rows.split(counts), strict=True):
@@ -283,6 +315,7 @@ class Detector:
             score of the kept box (6 columns only for end-to-end models), the boxes per image,
             and whether the per-class scores are present.
         """
+        preds = _to_fp32(preds)  # NMS and box scaling in fp32 whatever the network ran in
         raw = preds[0] if isinstance(preds, (list, tuple)) else preds
         kept, indices = nms.non_max_suppression(
             preds,
@@ -329,3 +362,41 @@ class Detector:
                 for row in kept_scores
             ]
         return ImageDetections(boxes, conf, [names[i] for i in order], class_scores)
+
+
+def _to_fp32(value):
+    """``value`` (tensors, maybe in lists, tuples and dicts) with floating tensors in fp32."""
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_fp32(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_fp32(v) for k, v in value.items()}
+    return value
+
+
+def _head_in_fp32(backend: torch.nn.Module, device_type: str, whole: bool) -> None:
+    """Make the model's detect head run in fp32 under autocast (its inputs cast up).
+
+    Args:
+        backend: ultralytics' ``AutoBackend`` of a PyTorch model.
+        device_type: the autocast device type.
+        whole: the whole head (its convolutions too); else only box decoding and sigmoid.
+    """
+    from ultralytics.nn.modules.head import Detect
+
+    network = getattr(backend, "model", None)  # AutoBackend keeps it as a plain attribute
+    if not isinstance(network, torch.nn.Module):
+        return
+    heads = [m for m in network.modules() if isinstance(m, Detect)]
+    if not heads:
+        return  # not a Detect model: autocast throughout, outputs cast up before NMS
+    head = heads[-1]
+    name = "forward" if whole else "_inference"
+    inner = getattr(head, name)
+
+    def in_fp32(*args, **kwargs):
+        with torch.autocast(device_type, enabled=False):
+            return inner(*_to_fp32(args), **_to_fp32(kwargs))
+
+    setattr(head, name, in_fp32)

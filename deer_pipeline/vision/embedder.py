@@ -29,7 +29,7 @@ from deer_pipeline.model_versions import weights_version
 from deer_pipeline.vision.backbones import SPEC_HELP, EmbedderWeightsError, parse_spec
 from deer_pipeline.vision.decode import DecodedImage
 from deer_pipeline.vision.projection import ProjectionError, split_projection
-from deer_pipeline.vision.runtime import resolve_device
+from deer_pipeline.vision.runtime import AUTOCAST_DTYPES, resolve_device, resolve_precision
 from deer_pipeline.vision.timm_backbone import Preprocess, load_timm
 
 LOG = logging.getLogger(__name__)
@@ -58,8 +58,10 @@ class EmbedderConfig:
         margin: fraction of the box's width (height) added on the left and right (top and bottom).
         input_size: side of the square network input; None: the model's own (224 for the
             ResNet50, a timm model's data config).
-        precision: ``auto`` (fp16 autocast on CUDA, fp32 on the CPU), ``fp32``, ``fp16`` or
-            ``bf16`` (autocast on any device; reduced precision on the CPU is slow, for tests).
+        precision: ``auto`` (fp16 on CUDA, bf16 on a CPU with bfloat16 units, else fp32:
+            :func:`~deer_pipeline.vision.runtime.resolve_precision`), ``fp32``, ``fp16`` or
+            ``bf16``: autocast around the backbone (channels-last) on any device; features are
+            normalised in fp32.
             The backbone holds up in fp16 and bf16 (cosine >= 0.9999 against fp32 on real
             crops); the cosine 0.3 once measured came from normalising the same crops twice.
         seed: initialisation seed for ``random`` weights.
@@ -74,9 +76,6 @@ class EmbedderConfig:
     seed: int = 0
 
 
-_AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
-
-
 class Embedder:
     """A re-ID backbone loaded once; embeds detection crops in batches.
 
@@ -87,24 +86,19 @@ class Embedder:
     """
 
     def __init__(self, config: EmbedderConfig):
-        """Load the weights (channels-last; fp16 autocast on CUDA by default).
+        """Load the weights (channels-last; by default fp16 autocast on CUDA, bf16 on bf16 CPUs).
 
         Args:
             config: weights spec, device, batch size, crop geometry and precision.
 
         Raises:
             EmbedderWeightsError: the weights cannot be loaded.
-            ValueError: an unknown precision.
+            PrecisionError: an unknown precision.
         """
         self.config = config
         self.device = resolve_device(config.device)
-        precision = config.precision
-        if precision == "auto":
-            precision = "fp16" if self.device.type == "cuda" else "fp32"
-        if precision not in ("fp32", *_AUTOCAST):
-            raise ValueError(f"precision must be auto, fp32, fp16 or bf16, not {precision!r}")
-        self.precision = precision
-        self.half = precision != "fp32"
+        self.precision = resolve_precision(config.precision, self.device)
+        self.half = self.precision != "fp32"
         self.batch_size = config.batch_size or (
             CUDA_BATCH if self.device.type == "cuda" else CPU_BATCH
         )
@@ -193,7 +187,9 @@ class Embedder:
             ) * self._inv_std
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(
-                self.device.type, _AUTOCAST.get(self.precision, torch.float32), enabled=self.half
+                self.device.type,
+                AUTOCAST_DTYPES.get(self.precision, torch.float32),
+                enabled=self.half,
             ):
                 features = self.model(x)
             out.append(self.vectors(features))

@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pytest
+import torch
 
 from deer_pipeline.assets.inference import inference
 from deer_pipeline.assets.raw_images import raw_images
@@ -13,6 +14,7 @@ from deer_pipeline.partitions import camera_locations
 from deer_pipeline.resources.database import DatabaseResource
 from deer_pipeline.resources.images import ImageRootResource
 from deer_pipeline.resources.models import DetectorResource, EmbedderResource
+from deer_pipeline.vision.runtime import resolve_precision
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,9 @@ def _resources(root, det):
         "database": DatabaseResource(),
         "image_root": ImageRootResource(root=str(root), settle_seconds=0),
         "detector": DetectorResource(weights=det, device="cpu", conf=0.05, batch_size=4),
-        "embedder": EmbedderResource(weights="random", device="cpu", batch_size=8),
+        "embedder": EmbedderResource(
+            weights="random", device="cpu", batch_size=8, precision="fp32"
+        ),
     }
 
 
@@ -89,6 +93,9 @@ def test_detect_embed_rerun_stale_and_subsets(world, clean_db):
     assert (det_meta["images"], det_meta["failed_images"]) == (5, 1)
     assert 0 < det_meta["db_write_share"] < 1 and det_meta["images_per_s"] > 0
     assert emb_meta["model_version"] == "random-0" and "random" in emb_meta["warning"]
+    # the arithmetic each model used: the detector's auto resolved on this CPU, fp32 as asked
+    auto = resolve_precision("auto", torch.device("cpu"))
+    assert (det_meta["precision"], emb_meta["precision"]) == (auto, "fp32")
     assert emb_meta["hnsw"] == "rebuilt"  # a first load into an empty table
     index = index_name("embeddings", "random-0")  # the version's own, made at its first write
     cur.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (index,))

@@ -1,18 +1,20 @@
 """The benchmark asset end to end: every figure, the benchmark_runs row, no scratch rows left."""
 
 import dagster as dg
+import torch
 
 from deer_pipeline.assets.benchmark import benchmark
 from deer_pipeline.bench.plot import fetch_runs, plot_throughput
 from deer_pipeline.db.connect import connect
 from deer_pipeline.resources.database import DatabaseResource
 from deer_pipeline.resources.models import DetectorResource, EmbedderResource
+from deer_pipeline.vision.runtime import resolve_precision
 
 FIELDS = {
     "images", "device", "decode_only_images_per_s", "model_only_images_per_s",
     "e2e_images_per_s", "e2e_vs_model_only", "db_write_share", "write_rows_per_s",
     "bulk_save_objects_rows_per_s", "write_speedup_vs_bulk_save_objects", "peak_memory_mb",
-    "detections", "embeddings", "benchmark_run_id",
+    "detections", "embeddings", "benchmark_run_id", "detector_precision", "embedder_precision",
 }  # fmt: skip
 
 
@@ -23,7 +25,7 @@ def test_benchmark_asset_reports_every_figure(clean_db, tmp_path):
         resources={
             "database": DatabaseResource(),
             "detector": DetectorResource(device="cpu", batch_size=4),
-            "embedder": EmbedderResource(device="cpu", batch_size=8),
+            "embedder": EmbedderResource(device="cpu", batch_size=8, precision="bf16"),
         },
         run_config={
             "ops": {
@@ -35,6 +37,11 @@ def test_benchmark_asset_reports_every_figure(clean_db, tmp_path):
     details = result.asset_materializations_for_node("benchmark")[0].metadata["details"].value
     assert FIELDS <= set(details)
     assert details["images"] == 6 and details["detections"] == details["embeddings"] > 0
+    # the precision each model ran in: auto resolved on this CPU, and bf16 forced on the embedder
+    auto = resolve_precision("auto", torch.device("cpu"))
+    assert (details["detector_precision"], details["embedder_precision"]) == (auto, "bf16")
+    metadata = result.asset_materializations_for_node("benchmark")[0].metadata
+    assert metadata["embedder_precision"].value == "bf16"
     for key in (
         "decode_only_images_per_s",
         "model_only_images_per_s",

@@ -41,7 +41,8 @@ def test_batched_boxes_equal_ultralytics_predict(synthetic_paths):
 
     weights = str(DEFAULT_DETECTOR_WEIGHTS)
     frames = [decode_file(p, 640) for p in synthetic_paths]
-    ours = Detector(DetectorConfig(weights, device="cpu", batch_size=4)).detect(frames)
+    fp32 = DetectorConfig(weights, device="cpu", batch_size=4, precision="fp32")  # as predict
+    ours = Detector(fp32).detect(frames)
     reference = YOLO(weights)
     total = 0
     for image, got in zip(frames, ours, strict=True):

@@ -93,6 +93,7 @@ def run(args) -> dict:
         low_res_share=args.low_res_share,
         margin=args.margin,
         log=log,
+        precision=args.precision,
     )
     del crops
     data = fp16_state_bytes(model)
@@ -129,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", required=True, help="folder for the weight parts and the JSON")
     r.add_argument("--work", default="/tmp/deer_reid_work", help="scratch folder for worlds")
     r.add_argument("--device", default="auto")
+    r.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="autocast of the training step (auto: bf16 on CUDA and on CPUs with bfloat16 units)",
+    )
     r.add_argument("--workers", type=int, default=16)
     r.add_argument("--train-worlds", type=int, default=6)
     r.add_argument("--train-images", type=int, default=3500, help="images per training world")

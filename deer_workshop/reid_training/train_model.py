@@ -5,7 +5,8 @@ similarity; so both losses act on exactly that vector: a large-margin cosine cla
 training individuals (CosFace) pulls each individual together and apart from the others, and a
 batch-hard triplet loss on P x K batches does the same for the hardest pairs of every batch. The
 loop runs on a time budget (cosine schedule over elapsed time), mostly at a reduced input size
-and then at the embedder's, with bf16 autocast and channels-last on CUDA.
+and then at the embedder's, channels-last, with bf16 autocast on CUDA and on a CPU with bfloat16
+units (AMX, AVX-512 BF16: the product's fast path, ``deer_pipeline.vision.runtime``), else fp32.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet50
 
+from deer_pipeline.vision.runtime import AUTOCAST_DTYPES, resolve_precision
 from deer_workshop.reid_training.train_data import CropSet, PKSampler, augment
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -86,6 +88,19 @@ def _schedule(progress: float, warmup: float = 0.05) -> float:
     return max(0.5 * (1 + math.cos(math.pi * (progress - warmup) / (1 - warmup))), 0.01)
 
 
+def training_autocast(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype of the training step (None: fp32).
+
+    Args:
+        device: the training device.
+        precision: ``auto`` (bf16 on CUDA, as ever; on the CPU what the product's ``auto`` picks:
+            bf16 with bfloat16 units, else fp32), ``fp32``, ``bf16`` or ``fp16``.
+    """
+    if (precision or "auto").strip().lower() == "auto" and device.type == "cuda":
+        return torch.bfloat16  # no loss scaling needed, unlike fp16
+    return AUTOCAST_DTYPES.get(resolve_precision(precision, device))
+
+
 def train_backbone(
     crops: CropSet,
     device: torch.device,
@@ -99,6 +114,7 @@ def train_backbone(
     low_res_share: float = 0.7,
     margin: float = 0.25,
     log=print,
+    precision: str = "auto",
 ) -> tuple[nn.Module, dict]:
     """Train for about ``seconds`` (or exactly ``max_steps``); return (model in eval mode, stats).
 
@@ -106,11 +122,12 @@ def train_backbone(
     learning rate (warm-up, cosine), the CosFace margin (ramped up over the first quarter) and the
     input size: ``low_res`` for the first ``low_res_share`` of the run (about three times as many
     steps per second as 224), then ``input_size`` so the network settles at the embedder's size.
+    The forward pass runs under autocast in :func:`training_autocast`'s dtype for ``precision``.
     """
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    cuda = device.type == "cuda"
+    autocast = training_autocast(device, precision)
     model = build_backbone().to(device, memory_format=torch.channels_last).train()
     head = CosFace(len(crops.identities), margin=0.0).to(device)
     opt = torch.optim.AdamW(_param_groups([model, head], 0.05), lr=lr, betas=(0.9, 0.999))
@@ -141,7 +158,9 @@ def train_backbone(
         batch = augment(stores[size][idx], size, gen).sub_(mean).div_(std)
         batch = batch.contiguous(memory_format=torch.channels_last)
         labels = labels_all[idx]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(
+            device.type, dtype=autocast or torch.float32, enabled=autocast is not None
+        ):
             feat = model(batch)
         emb = F.normalize(feat.float(), dim=1)
         ce = F.cross_entropy(head(emb, labels), labels)
@@ -181,6 +200,7 @@ def train_backbone(
     elapsed = time.perf_counter() - start
     stats = {
         "steps": step,
+        "precision": str(autocast or torch.float32).removeprefix("torch."),
         "batch": p * k,
         "seconds": round(elapsed, 1),
         "crops_per_s": round(sum(seen.values()) / elapsed, 1) if elapsed else 0.0,
