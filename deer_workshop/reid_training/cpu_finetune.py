@@ -1,0 +1,310 @@
+"""Fine-tune the committed re-ID model on the CPU: layer4[2] and projection, day and night together.
+
+One command reproduces the model on a 2-core machine::
+
+    python -m deer_workshop.reid_training.cpu_finetune run --work DIR --out MODEL.pt
+        --train 6301-6306 --val 6307 --minutes 25  (one line)
+
+``run`` = ``prepare`` (generate the synthetic worlds, detect or take their boxes, cache the frozen
+trunk's maps of every crop and of pseudo-infrared views of every day crop: ``cpu_data``) then
+``train`` (soft-margin batch-hard triplets over mixed-class batches of one world's deer, each with
+day, true infrared night and pseudo-infrared views; L2-SP toward the committed weights; the
+held-out individuals of the validation worlds judged every ``--eval-every`` steps, step 0 being
+the committed model; the best state kept as a checkpoint) then ``export`` (the committed file
+with ``layer4.2`` and the projection replaced; a new file, hence a new model version).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deer_pipeline.config import DEFAULT_DETECTOR_WEIGHTS, DEFAULT_REID_WEIGHTS
+from deer_workshop.reid_projection.evaluate import (
+    clustering_sweep,
+    day_night_gap,
+    oracle,
+    retrieval,
+)
+from deer_workshop.reid_projection.worlds import World
+from deer_workshop.reid_training.cpu_data import (
+    KIND_NIGHT,
+    build_features,
+    load_features,
+    split_model,
+)
+from deer_workshop.reid_training.cpu_model import (
+    TrainableHead,
+    ViewBatches,
+    embed_maps,
+    train_step,
+)
+
+HEAD_PREFIX = "layer4.2."
+
+
+def _seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def load_head(weights: str) -> TrainableHead:
+    """The trainable tail of a re-ID model file (``layer4[2]`` + its projection)."""
+    from deer_pipeline.vision.embedder import Embedder, EmbedderConfig
+
+    model = Embedder(EmbedderConfig(weights=weights, device="cpu")).model
+    _, tail = split_model(model)
+    return TrainableHead(tail[0], tail[3])
+
+
+def judge(head: TrainableHead, world) -> dict:
+    """Held-out figures of one feature world's real crops (no pseudo-infrared views)."""
+    real = world.real()
+    w = World(
+        embeddings=embed_maps(head, world.feats[real]),
+        labels=world.labels[real],
+        classes=world.classes[real],
+        bursts=world.bursts[real],
+        frames=world.frames[real],
+        night=world.kind[real] == KIND_NIGHT,
+        times=world.times[real],
+        seed=world.seed,
+    )
+    rows = clustering_sweep(w)
+    best = oracle(rows)
+    return {
+        "seed": world.seed,
+        "recall_at_p95": best["recall"],
+        "threshold": best.get("threshold"),
+        **{k: round(float(v), 4) for k, v in retrieval(w).items()},
+        **{k: round(float(v), 4) for k, v in day_night_gap(w).items()},
+    }
+
+
+def _score(rows: list[dict]) -> float:
+    """Early-stopping score: mean recall at P >= 0.95, then the day-vs-night rank-1."""
+    return float(np.mean([r["recall_at_p95"] for r in rows])) + 0.1 * float(
+        np.mean([r["rank1_day_night"] for r in rows])
+    )
+
+
+def train(
+    weights: str,
+    train_worlds: list,
+    val_worlds: list,
+    out: Path,
+    minutes: float,
+    steps: int | None = None,
+    lr: float = 1e-4,
+    drift_weight: float = 1e-3,
+    deer_per_batch: int = 16,
+    views: int = 6,
+    eval_every: int = 50,
+    seed: int = 0,
+    log=print,
+) -> dict:
+    """Fine-tune on cached maps; keep the best state by the validation worlds; return the report.
+
+    Writes ``out/best_head.pt`` (state of the best evaluation so far, rewritten as it improves)
+    and ``out/train_report.json`` after every evaluation, so a stopped run leaves a usable model.
+    """
+    torch.manual_seed(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    head = load_head(weights)
+    feats = np.concatenate([w.feats for w in train_worlds])
+    batches = ViewBatches(train_worlds, deer_per_batch, views, seed)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
+    history, best, t0 = [], None, time.perf_counter()
+    step, losses = 0, []
+
+    def evaluate() -> None:
+        nonlocal best
+        rows = [judge(head, w) for w in val_worlds]
+        entry = {
+            "step": step,
+            "minutes": round((time.perf_counter() - t0) / 60, 2),
+            "score": round(_score(rows), 4),
+            "loss": round(float(np.mean(losses)), 4) if losses else None,
+            "val": rows,
+        }
+        history.append(entry)
+        if best is None or entry["score"] > best["score"]:
+            best = entry
+            torch.save(
+                {k: v.detach().clone() for k, v in head.state_dict().items()}, out / "best_head.pt"
+            )
+        log(
+            f"step {step} ({entry['minutes']} min): loss {entry['loss']}, val "
+            + ", ".join(
+                f"{r['seed']}: R@P95 {r['recall_at_p95']:.3f} dn-rank1 {r['rank1_day_night']:.3f}"
+                f" own-dn {r['own_day_night']:.3f} vs look {r['lookalike']:.3f}"
+                for r in rows
+            )
+            + f" (best step {best['step']})"
+        )
+        report = {"history": history, "best": best, "settings": settings}
+        (out / "train_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+        losses.clear()
+
+    settings = {
+        "lr": lr,
+        "drift_weight": drift_weight,
+        "deer_per_batch": deer_per_batch,
+        "views": views,
+        "eval_every": eval_every,
+        "seed": seed,
+        "minutes": minutes,
+        "steps": steps,
+        "train_seeds": [w.seed for w in train_worlds],
+        "val_seeds": [w.seed for w in val_worlds],
+        "train_deer": sum(len(d) for d in batches.decks),
+        "train_views": int(len(feats)),
+    }
+    evaluate()
+    while True:
+        if steps is not None and step >= steps:
+            break
+        if steps is None and time.perf_counter() - t0 > minutes * 60:
+            break
+        idx, lab = batches.batch()
+        maps = torch.from_numpy(feats[idx].astype(np.float32))
+        terms = train_step(head, opt, maps, torch.from_numpy(lab), drift_weight)
+        losses.append(terms["triplet"])
+        step += 1
+        if step % eval_every == 0:
+            evaluate()
+    if history[-1]["step"] != step:
+        evaluate()
+    return {"history": history, "best": best, "settings": settings}
+
+
+def export(weights: str, head_state: Path, dest: Path) -> int:
+    """Write the model file: ``weights`` with ``layer4.2`` and the projection from the head.
+
+    Returns:
+        The file's size in bytes.
+    """
+    from deer_pipeline.vision.projection import projection_state, split_projection
+
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    backbone, _ = split_projection(state, weights)
+    head = torch.load(head_state, map_location="cpu", weights_only=True)
+    merged = dict(backbone)
+    for key, value in head.items():
+        if key.startswith("block."):
+            name = HEAD_PREFIX + key.removeprefix("block.")
+            old = merged[name]
+            merged[name] = value.to(old.dtype) if old.is_floating_point() else value
+    merged.update(projection_state(head["mean"], head["weight"]))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(merged, dest)
+    return dest.stat().st_size
+
+
+def prepare(
+    work: Path,
+    seeds: list[int],
+    images: int,
+    locations: int,
+    weights: str,
+    detector: str,
+    truth_boxes: list[int],
+    log=print,
+) -> None:
+    """Generate each world (when missing) and cache its trunk maps."""
+    from deer_workshop.synthetic import generate_dataset
+
+    for k, seed in enumerate(seeds):
+        root = work / f"w{seed}"
+        if not (root / "ground_truth.json").exists():
+            generate_dataset(root, images=images, locations=locations + k % 2, seed=seed, workers=1)
+        boxes = "truth" if seed in truth_boxes else "detector"
+        build_features(root, seed, work / "cache", weights, detector, boxes=boxes, log=log)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``prepare``, ``train``, ``export`` or ``run`` (all three)."""
+    parser = argparse.ArgumentParser(prog="python -m deer_workshop.reid_training.cpu_finetune")
+    parser.add_argument("--work", type=Path, required=True, help="worlds and caches")
+    parser.add_argument("--weights", default=str(DEFAULT_REID_WEIGHTS), help="starting model")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name in ("prepare", "train", "run"):
+        p = sub.add_parser(name)
+        p.add_argument("--train", type=_seeds, required=True, help="training world seeds")
+        p.add_argument("--val", type=_seeds, required=True, help="validation world seeds")
+        if name != "train":
+            p.add_argument("--images", type=int, default=240)
+            p.add_argument("--locations", type=int, default=3)
+            p.add_argument("--detector", default=str(DEFAULT_DETECTOR_WEIGHTS))
+            p.add_argument(
+                "--truth-boxes",
+                type=_seeds,
+                default=[],
+                help="worlds cropped at jittered ground-truth boxes instead of detector boxes",
+            )
+        if name != "prepare":
+            p.add_argument("--minutes", type=float, default=25.0)
+            p.add_argument("--steps", type=int, default=None)
+            p.add_argument("--lr", type=float, default=1e-4)
+            p.add_argument("--drift", type=float, default=1e-3, help="L2-SP weight")
+            p.add_argument("--deer", type=int, default=16, help="deer per batch")
+            p.add_argument("--views", type=int, default=6, help="views per deer")
+            p.add_argument("--eval-every", type=int, default=50)
+            p.add_argument("--out", type=Path, required=True, help="the new model file")
+    x = sub.add_parser("export")
+    x.add_argument("head", type=Path)
+    x.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+    if args.cmd == "export":
+        print(f"wrote {args.out} ({export(args.weights, args.head, args.out)} bytes)")
+        return 0
+    if args.cmd in ("prepare", "run"):
+        prepare(
+            args.work,
+            args.train + args.val,
+            args.images,
+            args.locations,
+            args.weights,
+            args.detector,
+            args.truth_boxes,
+            log,
+        )
+    if args.cmd in ("train", "run"):
+        cache = args.work / "cache"
+        report = train(
+            args.weights,
+            [load_features(cache, s) for s in args.train],
+            [load_features(cache, s) for s in args.val],
+            args.out.parent / (args.out.stem + "_training"),
+            args.minutes,
+            args.steps,
+            args.lr,
+            args.drift,
+            args.deer,
+            args.views,
+            args.eval_every,
+            log=log,
+        )
+        folder = args.out.parent / (args.out.stem + "_training")
+        size = export(args.weights, folder / "best_head.pt", args.out)
+        log(
+            f"best step {report['best']['step']} (score {report['best']['score']}); wrote "
+            f"{args.out} ({size} bytes)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
