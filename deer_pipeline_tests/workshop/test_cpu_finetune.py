@@ -223,3 +223,24 @@ def test_pooled_choice_is_the_best_recall_at_precision(target):
     assert rows[0]["precision"] == pytest.approx(0.9675)
     assert calibrate._best(rows, target)["threshold"] == 0.4
     assert calibrate._best(sweeps["a"], target)["threshold"] == 0.5
+
+
+def test_projection_phase_moves_only_the_projection():
+    from deer_workshop.reid_training.cpu_model import pool_maps, projection_step
+
+    _, tail = split_model(_model())
+    head = TrainableHead(tail[0], tail[3])
+    world = _feature_world()
+    units = pool_maps(head, world.feats)
+    assert units.shape == (len(world), 2048)
+    torch.testing.assert_close(units.norm(dim=1), torch.ones(len(world)))
+    with torch.no_grad():  # pool then project is the whole head
+        whole = head.eval()(torch.from_numpy(world.feats[:3].astype(np.float32)))
+    torch.testing.assert_close(head.project(units[:3]), whole, rtol=0, atol=3e-2)
+    block_before = head.block.conv3.weight.detach().clone()
+    idx, lab = ViewBatches([world], 4, 6, 0).batch()
+    opt = torch.optim.AdamW([head.weight], lr=1e-3, weight_decay=0.0)
+    terms = projection_step(head, opt, units[idx], torch.from_numpy(lab), 1e-3)
+    assert np.isfinite(terms["loss"])
+    assert torch.equal(head.block.conv3.weight, block_before)
+    assert not torch.equal(head.weight, head.start["weight"])

@@ -14,8 +14,8 @@ for the same model version.
 day-vs-night median cosine against the different-deer 99th percentile, day-to-night rank-1.
 
 ``pipeline``: run ``deer-pipeline run`` on a world in its own ``DEER_HOME`` and dump it (with
-``--reembed``, only ``embeddings+`` with other weights over the detections stored already), then
-stop the embedded server it started.
+``--mode reembed``, only ``embeddings+`` with other weights over the stored detections), score the
+stored identities, then stop the embedded server it started.
 
     python -m deer_workshop.reid_training.calibrate pipeline WORLD HOME OUT.pkl [--weights W]
     python -m deer_workshop.reid_training.calibrate fit DUMP.pkl ... --weights W [--write]
@@ -178,8 +178,25 @@ def _cli(home: Path, world: Path, weights: str | None) -> dict:
     return env
 
 
-def pipeline(world: Path, home: Path, out: Path, weights: str | None, reembed: bool) -> dict:
-    """``deer-pipeline run`` (or ``embeddings+`` only) on a world, dump it, stop its server."""
+def identities(url: str, world: Path) -> dict:
+    """The identities the run stored, scored against the world's truth (``reid.metrics``)."""
+    import psycopg2
+
+    from deer_pipeline.reid.metrics import evaluate_database
+
+    conn = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+    try:
+        with conn.cursor() as cur:
+            return evaluate_database(cur, world / "ground_truth.json").as_dict()
+    finally:
+        conn.close()
+
+
+def pipeline(world: Path, home: Path, out: Path, weights: str | None, mode: str) -> dict:
+    """Run the product on a world (``full``, ``reembed``: ``embeddings+`` only, or ``none``).
+
+    Then dump its detections for the replay, score the stored identities, stop the server.
+    """
     from deer_pipeline.config import DEFAULT_REID_WEIGHTS
     from deer_workshop.identity_tuning import dump
 
@@ -187,13 +204,15 @@ def pipeline(world: Path, home: Path, out: Path, weights: str | None, reembed: b
     env = _cli(home, world, weights)
     home.mkdir(parents=True, exist_ok=True)
     try:
-        args = exe + ["run"] + (["--select", "embeddings+"] if reembed else [])
-        subprocess.run(args, env=env, check=True)
+        if mode != "none":
+            args = exe + ["run"] + (["--select", "embeddings+"] if mode == "reembed" else [])
+            subprocess.run(args, env=env, check=True)
         url = subprocess.run(
             exe + ["db", "url"], env=env, check=True, capture_output=True, text=True
         ).stdout.strip()
         version = file_version(Path(weights or DEFAULT_REID_WEIGHTS))
-        return dump(url, world, out, version)
+        summary = dump(url, world, out, version)
+        return summary | {"model_version": version, "identities": identities(url, world)}
     finally:
         subprocess.run(exe + ["db", "stop"], env=env, check=False)
 
@@ -209,7 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("home", type=Path, help="DEER_HOME of this world's database")
     p.add_argument("out", type=Path)
     p.add_argument("--weights", default=None, help="re-ID model file (default the committed)")
-    p.add_argument("--reembed", action="store_true", help="only embeddings+ (detections stored)")
+    p.add_argument(
+        "--mode",
+        choices=("full", "reembed", "none"),
+        default="full",
+        help="full run, embeddings+ only (detections stored), or none (dump what is stored)",
+    )
     f = sub.add_parser("fit", help="calibrate the match threshold on dumps of calibration worlds")
     f.add_argument("dumps", type=Path, nargs="+")
     f.add_argument("--weights", type=Path, default=DEFAULT_REID_WEIGHTS)
@@ -220,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("world", type=Path, help="the world folder (ground_truth.json)")
     args = parser.parse_args(argv)
     if args.cmd == "pipeline":
-        print(json.dumps(pipeline(args.world, args.home, args.out, args.weights, args.reembed)))
+        print(json.dumps(pipeline(args.world, args.home, args.out, args.weights, args.mode)))
     elif args.cmd == "fit":
         result = fit(args.dumps)
         print(json.dumps(result, indent=1))

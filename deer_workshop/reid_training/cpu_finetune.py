@@ -42,6 +42,8 @@ from deer_workshop.reid_training.cpu_model import (
     TrainableHead,
     ViewBatches,
     embed_maps,
+    pool_maps,
+    projection_step,
     train_step,
 )
 
@@ -65,11 +67,19 @@ def load_head(weights: str) -> TrainableHead:
     return TrainableHead(tail[0], tail[3])
 
 
-def judge(head: TrainableHead, world) -> dict:
-    """Held-out figures of one feature world's real crops (no pseudo-infrared views)."""
+def judge(head: TrainableHead, world, unit: torch.Tensor | None = None) -> dict:
+    """Held-out figures of one feature world's real crops (no pseudo-infrared views).
+
+    ``unit``: the real crops' backbone vectors when the block is fixed (projection phase).
+    """
     real = world.real()
+    if unit is None:
+        vectors = embed_maps(head, world.feats[real])
+    else:
+        with torch.no_grad():
+            vectors = head.project(unit).numpy()
     w = World(
-        embeddings=embed_maps(head, world.feats[real]),
+        embeddings=vectors,
         labels=world.labels[real],
         classes=world.classes[real],
         bursts=world.bursts[real],
@@ -105,57 +115,33 @@ def train(
     steps: int | None = None,
     lr: float = 1e-4,
     drift_weight: float = 1e-3,
-    deer_per_batch: int = 16,
-    views: int = 6,
-    eval_every: int = 50,
+    deer_per_batch: int = 8,
+    views: int = 4,
+    eval_every: int = 10,
+    projection_steps: int = 600,
+    projection_lr: float = 3e-4,
     seed: int = 0,
     log=print,
 ) -> dict:
     """Fine-tune on cached maps; keep the best state by the validation worlds; return the report.
 
-    Writes ``out/best_head.pt`` (state of the best evaluation so far, rewritten as it improves)
-    and ``out/train_report.json`` after every evaluation, so a stopped run leaves a usable model.
+    Two phases: the projection alone on backbone vectors computed once (``projection_steps``,
+    cheap: seconds per hundred steps), then ``layer4[2]`` and the projection together until
+    ``minutes`` have passed since the start (or for ``steps``). Both start from the best state
+    so far. Writes ``out/best_head.pt`` (rewritten as the validation score improves) and
+    ``out/train_report.json`` after every evaluation, so a stopped run leaves a usable model.
     """
     torch.manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)
     head = load_head(weights)
     feats = np.concatenate([w.feats for w in train_worlds])
     batches = ViewBatches(train_worlds, deer_per_batch, views, seed)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
     history, best, t0 = [], None, time.perf_counter()
     step, losses = 0, []
-
-    def evaluate() -> None:
-        nonlocal best
-        rows = [judge(head, w) for w in val_worlds]
-        entry = {
-            "step": step,
-            "minutes": round((time.perf_counter() - t0) / 60, 2),
-            "score": round(_score(rows), 4),
-            "loss": round(float(np.mean(losses)), 4) if losses else None,
-            "val": rows,
-        }
-        history.append(entry)
-        if best is None or entry["score"] > best["score"]:
-            best = entry
-            torch.save(
-                {k: v.detach().clone() for k, v in head.state_dict().items()}, out / "best_head.pt"
-            )
-        log(
-            f"step {step} ({entry['minutes']} min): loss {entry['loss']}, val "
-            + ", ".join(
-                f"{r['seed']}: R@P95 {r['recall_at_p95']:.3f} dn-rank1 {r['rank1_day_night']:.3f}"
-                f" own-dn {r['own_day_night']:.3f} vs look {r['lookalike']:.3f}"
-                for r in rows
-            )
-            + f" (best step {best['step']})"
-        )
-        report = {"history": history, "best": best, "settings": settings}
-        (out / "train_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-        losses.clear()
-
     settings = {
         "lr": lr,
+        "projection_lr": projection_lr,
+        "projection_steps": projection_steps,
         "drift_weight": drift_weight,
         "deer_per_batch": deer_per_batch,
         "views": views,
@@ -168,7 +154,58 @@ def train(
         "train_deer": sum(len(d) for d in batches.decks),
         "train_views": int(len(feats)),
     }
-    evaluate()
+
+    def evaluate(phase: str, units=None) -> None:
+        nonlocal best
+        rows = [
+            judge(head, w, None if units is None else u)
+            for w, u in zip(val_worlds, units or [None] * len(val_worlds), strict=True)
+        ]
+        entry = {
+            "phase": phase,
+            "step": step,
+            "minutes": round((time.perf_counter() - t0) / 60, 2),
+            "score": round(_score(rows), 4),
+            "loss": round(float(np.mean(losses)), 4) if losses else None,
+            "val": rows,
+        }
+        history.append(entry)
+        if best is None or entry["score"] > best["score"]:
+            best = entry
+            state = {k: v.detach().clone() for k, v in head.state_dict().items()}
+            torch.save(state, out / "best_head.pt")
+        log(
+            f"{phase} step {step} ({entry['minutes']} min): loss {entry['loss']}, val "
+            + ", ".join(
+                f"{r['seed']}: R@P95 {r['recall_at_p95']:.3f} dn-rank1 {r['rank1_day_night']:.3f}"
+                f" own-dn {r['own_day_night']:.3f} vs look {r['lookalike']:.3f}"
+                for r in rows
+            )
+            + f" (best: {best['phase']} step {best['step']})"
+        )
+        report = {"history": history, "best": best, "settings": settings}
+        (out / "train_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+        losses.clear()
+
+    def restore_best() -> None:
+        state = torch.load(out / "best_head.pt", weights_only=True)
+        head.load_state_dict(state)
+
+    # phase 1: the projection on fixed backbone vectors
+    units = [pool_maps(head, w.feats[w.real()]) for w in val_worlds]
+    train_units = pool_maps(head, feats)
+    evaluate("start", units)
+    opt = torch.optim.AdamW([head.weight], lr=projection_lr, weight_decay=0.0)
+    for step in range(1, projection_steps + 1):
+        idx, lab = batches.batch()
+        terms = projection_step(head, opt, train_units[idx], torch.from_numpy(lab), drift_weight)
+        losses.append(terms["triplet"])
+        if step % 50 == 0 or step == projection_steps:
+            evaluate("projection", units)
+    restore_best()
+    # phase 2: layer4[2] and the projection together, on the clock
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
+    step = 0
     while True:
         if steps is not None and step >= steps:
             break
@@ -180,9 +217,10 @@ def train(
         losses.append(terms["triplet"])
         step += 1
         if step % eval_every == 0:
-            evaluate()
-    if history[-1]["step"] != step:
-        evaluate()
+            evaluate("layer4")
+    if step and history[-1]["step"] != step:
+        evaluate("layer4")
+    restore_best()
     return {"history": history, "best": best, "settings": settings}
 
 
@@ -255,9 +293,11 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--steps", type=int, default=None)
             p.add_argument("--lr", type=float, default=1e-4)
             p.add_argument("--drift", type=float, default=1e-3, help="L2-SP weight")
-            p.add_argument("--deer", type=int, default=16, help="deer per batch")
-            p.add_argument("--views", type=int, default=6, help="views per deer")
-            p.add_argument("--eval-every", type=int, default=50)
+            p.add_argument("--deer", type=int, default=8, help="deer per batch")
+            p.add_argument("--views", type=int, default=4, help="views per deer")
+            p.add_argument("--eval-every", type=int, default=10)
+            p.add_argument("--projection-steps", type=int, default=600)
+            p.add_argument("--projection-lr", type=float, default=3e-4)
             p.add_argument("--out", type=Path, required=True, help="the new model file")
     x = sub.add_parser("export")
     x.add_argument("head", type=Path)
@@ -295,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             args.deer,
             args.views,
             args.eval_every,
+            args.projection_steps,
+            args.projection_lr,
             log=log,
         )
         folder = args.out.parent / (args.out.stem + "_training")

@@ -41,9 +41,15 @@ class TrainableHead(nn.Module):
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         """Maps (n, 2048, 7, 7) of ``layer4[1]`` -> unit vectors (n, d_out), float32."""
-        pooled = self.block(maps).float().mean((2, 3))
-        x = F.normalize(pooled, dim=1) - self.mean
-        return F.normalize(x @ self.weight.T, dim=1)
+        return self.project(self.pool(maps))
+
+    def pool(self, maps: torch.Tensor) -> torch.Tensor:
+        """The backbone's unit vector (before the projection) of trunk maps."""
+        return F.normalize(self.block(maps).float().mean((2, 3)), dim=1)
+
+    def project(self, unit: torch.Tensor) -> torch.Tensor:
+        """The projection of backbone unit vectors, in float32."""
+        return F.normalize((unit.float() - self.mean) @ self.weight.T, dim=1)
 
     def train(self, mode: bool = True) -> TrainableHead:
         """Train mode for the parameters, but batch norm keeps its committed statistics."""
@@ -142,6 +148,37 @@ def train_step(
     nn.utils.clip_grad_norm_(head.parameters(), 2.0)
     opt.step()
     return {"loss": loss.item(), "triplet": triplet.item(), "drift": drift.item()}
+
+
+def projection_step(
+    head: TrainableHead,
+    opt: torch.optim.Optimizer,
+    unit: torch.Tensor,
+    labels: torch.Tensor,
+    drift_weight: float,
+) -> dict:
+    """One step on the projection alone, over cached backbone vectors (the block fixed)."""
+    z = head.project(unit)
+    triplet = soft_batch_hard(z, labels)
+    drift = ((head.weight - head.start["weight"]) ** 2).sum()
+    loss = triplet + drift_weight * drift
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_([head.weight], 2.0)
+    opt.step()
+    return {"loss": loss.item(), "triplet": triplet.item(), "drift": drift.item()}
+
+
+@torch.inference_mode()
+def pool_maps(head: TrainableHead, feats: np.ndarray, chunk: int = 128) -> torch.Tensor:
+    """Backbone unit vectors (before the projection) of cached maps, bf16 autocast."""
+    head.eval()
+    out = []
+    for i in range(0, len(feats), chunk):
+        x = torch.from_numpy(feats[i : i + chunk].astype(np.float32))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out.append(head.pool(x.contiguous(memory_format=torch.channels_last)).float())
+    return torch.cat(out) if out else torch.zeros((0, head.weight.shape[1]))
 
 
 @torch.inference_mode()
