@@ -257,13 +257,17 @@ def prepare(
     truth_boxes: list[int],
     log=print,
 ) -> None:
-    """Generate each world (when missing) and cache its trunk maps."""
+    """Generate each world (``work/worlds/w<seed>``, when missing) and cache its trunk maps.
+
+    Odd seeds get ``locations`` camera locations, even seeds one more, so herds differ.
+    """
     from deer_workshop.synthetic import generate_dataset
 
-    for k, seed in enumerate(seeds):
-        root = work / f"w{seed}"
-        if not (root / "ground_truth.json").exists():
-            generate_dataset(root, images=images, locations=locations + k % 2, seed=seed, workers=1)
+    for seed in seeds:
+        root = work / "worlds" / f"w{seed}"
+        if not (root / "ground_truth.json").exists():  # even seeds: one more location
+            extra = 1 if seed % 2 == 0 else 0
+            generate_dataset(root, images=images, locations=locations + extra, seed=seed, workers=1)
         boxes = "truth" if seed in truth_boxes else "detector"
         build_features(root, seed, work / "cache", weights, detector, boxes=boxes, log=log)
 
