@@ -44,6 +44,12 @@ from deer_pipeline.reid.matching import MatchConfig
 from deer_pipeline.vision.runtime import file_version
 
 TARGET_PRECISION = 0.95
+METHOD = (
+    "product clustering (tracklets, time priors, sex votes, cannot-links) replayed on "
+    "calibration worlds the model never trained on; the threshold with the best pooled B-cubed "
+    "recall at precision >= 0.95"
+)
+_OLD_FIT_KEYS = ("calibration_seeds", "method", "source")  # the first, offline fit's record
 THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.20, 0.951, 0.02))
 
 
@@ -113,11 +119,8 @@ def write(weights: Path, result: dict, meta: dict) -> Path:
         thresholds=dict(old.thresholds) if old else {},
         pair_model=dict(old.pair_model) if old and old.pair_model is not None else None,
         fitted={
-            **(dict(old.fitted) if old else {}),
-            "method": "product clustering (tracklets, time priors, sex votes, cannot-links) "
-            "replayed on calibration worlds the model never trained on; the threshold with the "
-            "best pooled B-cubed recall at precision >= 0.95",
-            "match_threshold": result | meta,
+            **{k: v for k, v in (old.fitted if old else {}).items() if k not in _OLD_FIT_KEYS},
+            "match_threshold": {"method": METHOD} | result | meta,
         },
     )
     return write_file(path, calibration)
