@@ -33,8 +33,12 @@ from deer_pipeline.reid.tracklets import LinkConfig, build_tracklets
 from deer_pipeline.reid.units import exact_neighbours, tracklet_unit, visit_priors
 
 
-def dump(url: str, image_root: Path, out: Path) -> dict:
-    """Write every identifiable detection of the database, with truth, to ``out`` (pickle)."""
+def dump(url: str, image_root: Path, out: Path, model_version: str | None = None) -> dict:
+    """Write every identifiable detection of the database, with truth, to ``out`` (pickle).
+
+    ``model_version`` picks the embeddings when the database holds several models' (as after
+    re-embedding with another model); default: the one covering most detections.
+    """
     import psycopg2
 
     truth = load_truth(image_root / "ground_truth.json")
@@ -46,7 +50,7 @@ def dump(url: str, image_root: Path, out: Path) -> dict:
             locations = [r[0] for r in cur.fetchall()]
             by_location = {}
             for loc in locations:
-                version = choose_model_version(cur, loc)
+                version = choose_model_version(cur, loc, model_version)
                 by_location[loc] = load_pending(cur, loc, version) if version else []
             cur.execute("SELECT id, rel_path FROM images")
             paths = dict(cur.fetchall())
@@ -62,7 +66,7 @@ def dump(url: str, image_root: Path, out: Path) -> dict:
             boxes = truth.get(paths[image_id], [])
             for i, j in match_boxes([d.box for d in items], [b["bbox"] for b in boxes]):
                 labels[items[i].id] = (boxes[j]["individual_id"], boxes[j]["class"])
-    data = {"locations": by_location, "labels": labels}
+    data = {"locations": by_location, "labels": labels, "paths": paths}
     out.write_bytes(pickle.dumps(data))
     return {"detections": sum(map(len, by_location.values())), "labelled": len(labels)}
 
