@@ -315,10 +315,10 @@ class Detector:
             score of the kept box (6 columns only for end-to-end models), the boxes per image,
             and whether the per-class scores are present.
         """
-        preds = _to_fp32(preds)  # NMS and box scaling in fp32 whatever the network ran in
         raw = preds[0] if isinstance(preds, (list, tuple)) else preds
+        raw = raw.float()  # NMS and box scaling in fp32 whatever the network ran in
         kept, indices = nms.non_max_suppression(
-            preds,
+            raw,
             self.config.conf,
             self.config.iou,
             classes=self._keep if len(self._keep) < len(self.names) else None,
