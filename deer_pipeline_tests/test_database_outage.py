@@ -73,6 +73,8 @@ def test_database_stopped_mid_run_then_rerun(world, tmp_path):
         assert again.returncode == 0, again.stdout + again.stderr
         assert "released run" in again.stdout  # the interrupted run no longer holds its slots
         written = int(re.search(r"detections: .*\bdetections=(\d+)", again.stdout).group(1))
+        # the re-run started the server for itself and stopped it at its end: start it to read
+        subprocess.run([*CLI, "db", "start"], env=env, check=True, capture_output=True, timeout=300)
         conn = psycopg2.connect(dsn)
         with conn, conn.cursor() as cur:
             cur.execute("SELECT count(*), count(DISTINCT rel_path) FROM images WHERE status = 'ok'")

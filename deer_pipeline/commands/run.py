@@ -13,6 +13,7 @@ import argparse
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 from deer_pipeline.errors import DeerError
@@ -81,6 +82,22 @@ def ensure_demo_images(user_image_root: Path | None, images: int) -> None:
 
     print(f"DEER_IMAGE_ROOT is unset: generating a synthetic demo set in {root}")
     generate_dataset(root, images=images, locations=DEMO_LOCATIONS, seed=7)
+    _wait_until_settled(root)
+
+
+def _wait_until_settled(root: Path) -> None:
+    """Wait until the files just written are older than ingest's settle time.
+
+    Ingest leaves a file alone while it may still be being copied (changed during the last
+    ``settle_s`` seconds, by ctime, which cannot be set back); on a fast machine the first run
+    would otherwise find the whole demo set pending.
+    """
+    from deer_pipeline.ingest.ingest import IngestSettings
+
+    newest = max((p.stat().st_ctime for p in root.rglob("*") if p.is_file()), default=0.0)
+    remaining = newest + IngestSettings().settle_s - time.time()
+    if remaining > 0:
+        time.sleep(remaining + 0.1)
 
 
 def _selected_keys(selection: str | None):
