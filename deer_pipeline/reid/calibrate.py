@@ -73,11 +73,9 @@ class Fit:
 
 
 _VERSION_DETECTIONS = """
-SELECT d.id, d.image_id, i.rel_path, d.x1, d.y1, d.x2, d.y2 FROM detections d
+SELECT d.id, d.image_id, i.rel_path, d.x1, d.y1, d.x2, d.y2 FROM effective_detections d
   JOIN images i ON i.id = d.image_id
   JOIN embeddings e ON e.detection_id = d.id AND e.model_version = %s
-  LEFT JOIN detection_corrections c ON c.detection_id = d.id
- WHERE c.class_name IS DISTINCT FROM 'not-deer'
 """
 
 _MANUAL = """

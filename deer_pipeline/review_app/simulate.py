@@ -25,6 +25,7 @@ from deer_pipeline.reid.review import ReviewError, deer_state, no_streak
 from deer_pipeline.reid.tracklets import box_iou
 from deer_pipeline.review_app.decide import Decision, decide
 from deer_pipeline.review_app.queue import STOP_AFTER, Proposal, ProposalQueue
+from deer_pipeline.vocabulary import NOT_DEER
 
 
 def truth_of_detections(cur, truth_path: str | Path) -> dict[int, tuple[str, str]]:
@@ -79,7 +80,7 @@ def answer(cur, proposal: Proposal, truth: dict, duplicates: dict) -> Decision:
     """What a reviewer who knows the truth answers to one proposal."""
     expect = deer_state(cur, proposal.deer)
     if proposal.kind == "class":
-        true_class = truth.get(proposal.detection, (None, "not-deer"))[1]  # duplicates too
+        true_class = truth.get(proposal.detection, (None, NOT_DEER))[1]  # duplicates too
         return Decision(
             "class",
             proposal.left,
@@ -98,7 +99,7 @@ def answer(cur, proposal: Proposal, truth: dict, duplicates: dict) -> Decision:
                 "class",
                 proposal.left,
                 detection=proposal.detection,
-                class_name="not-deer",
+                class_name=NOT_DEER,
                 expect=expect,
             )
         split = bool(shows and others) and (
