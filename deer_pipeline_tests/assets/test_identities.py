@@ -52,11 +52,8 @@ def _scene(conn, root: Path) -> None:
     (root / "ground_truth.json").write_text(json.dumps({"images": truth}))
 
 
-def test_deer_identities_materializes_with_quality_and_gallery(clean_db, tmp_path, monkeypatch):
-    root = tmp_path / "images"
-    conn = connect(clean_db.data)
-    _scene(conn, root)
-    conn.close()
+def materialize_oak(root: Path, run_config: dict | None = None) -> dict:
+    """Materialize ``deer_identities`` for the scene's location; return its metadata values."""
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(camera_locations.name, ["Oak"])
     result = dg.materialize(
@@ -68,11 +65,19 @@ def test_deer_identities_materializes_with_quality_and_gallery(clean_db, tmp_pat
             "image_root": ImageRootResource(root=str(root)),
             "embedder": EmbedderResource(),  # its version, not its model: nothing is loaded
         },
-        run_config={"ops": {"deer_identities": {"config": {"match_threshold": 0.7}}}},
+        run_config=run_config,
     )
     assert result.success
     (mat,) = result.asset_materializations_for_node("deer_identities")
-    meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+    return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+
+
+def test_deer_identities_materializes_with_quality_and_gallery(clean_db, tmp_path, monkeypatch):
+    root = tmp_path / "images"
+    conn = connect(clean_db.data)
+    _scene(conn, root)
+    conn.close()
+    meta = materialize_oak(root, {"ops": {"deer_identities": {"config": {"match_threshold": 0.7}}}})
     assert (meta["tracklets"], meta["tracklets_matched"], meta["deer_new"]) == (4, 1, 3)
     assert meta["deer_matched"] == 0  # the one match went to a deer founded in this run
     assert (meta["sightings_new"], meta["sightings_match"], meta["sightings_burst"]) == (3, 1, 6)

@@ -5,20 +5,14 @@ from __future__ import annotations
 import json
 import logging
 
-import dagster as dg
 import pytest
 
-from deer_pipeline.assets.identities import deer_identities
 from deer_pipeline.config import DEFAULT_REID_WEIGHTS
 from deer_pipeline.db.connect import connect
 from deer_pipeline.model_versions import weights_version
-from deer_pipeline.partitions import camera_locations
 from deer_pipeline.reid import calibration as calibrations
 from deer_pipeline.reid.calibration import Calibration
-from deer_pipeline.resources.database import DatabaseResource
-from deer_pipeline.resources.images import ImageRootResource
-from deer_pipeline.resources.models import EmbedderResource
-from deer_pipeline_tests.assets.test_identities import _scene
+from deer_pipeline_tests.assets.test_identities import _scene, materialize_oak
 from deer_pipeline_tests.reid.builders import EMB_VERSION
 
 
@@ -62,25 +56,6 @@ def test_model_without_calibration_warns_once(caplog):
     assert len(lines) == 1 and "has no calibration" in lines[0].getMessage()
 
 
-def _materialize(root, run_config=None):
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(camera_locations.name, ["Oak"])
-    result = dg.materialize(
-        [deer_identities],
-        partition_key="Oak",
-        instance=instance,
-        resources={
-            "database": DatabaseResource(),
-            "image_root": ImageRootResource(root=str(root)),
-            "embedder": EmbedderResource(),
-        },
-        run_config=run_config,
-    )
-    assert result.success
-    (mat,) = result.asset_materializations_for_node("deer_identities")
-    return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-
-
 def test_identities_use_the_database_calibration_unless_run_config_sets_one(clean_db, tmp_path):
     conn = connect(clean_db.data)
     _scene(conn, tmp_path / "images")
@@ -88,11 +63,11 @@ def test_identities_use_the_database_calibration_unless_run_config_sets_one(clea
         calibrations.store(cur, Calibration(EMB_VERSION, 0.99), "test")
     conn.commit()
     conn.close()
-    meta = _materialize(tmp_path / "images")
+    meta = materialize_oak(tmp_path / "images")
     assert (meta["match_threshold"], meta["match_threshold_source"]) == (0.99, "database:test")
     # at 0.99 nothing across bursts joins: doe A's later burst stays its own deer
     assert (meta["deer_new"], meta["tracklets_matched"]) == (4, 0)
     config = {"ops": {"deer_identities": {"config": {"match_threshold": 0.7}}}}
-    meta = _materialize(tmp_path / "images", config)
+    meta = materialize_oak(tmp_path / "images", config)
     assert (meta["match_threshold"], meta["match_threshold_source"]) == (0.7, "run config")
     assert meta["tracklets_matched"] == 1
